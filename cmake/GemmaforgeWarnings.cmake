@@ -1,0 +1,20 @@
+# Warnings for project code (examples, tests, benchmarks). Consumers of the headers get none forced.
+include_guard(GLOBAL)
+
+function(gf_project_warnings target)
+  set(cxx_flags -Wall -Wextra -Wno-unknown-pragmas)
+  if(GEMMAFORGE_WERROR)
+    list(APPEND cxx_flags -Werror)
+  endif()
+  target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:CXX>:${cxx_flags}>)
+  # nvcc: forward the host-compiler warnings, and make device-side warnings errors in CI too.
+  set(cuda_flags -Xcompiler=-Wall,-Wextra,-Wno-unknown-pragmas)
+  if(GEMMAFORGE_WERROR)
+    list(APPEND cuda_flags -Werror=all-warnings -Xcompiler=-Werror)
+  endif()
+  target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:${cuda_flags}>)
+  if(GEMMAFORGE_SANITIZE)
+    target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined>)
+    target_link_options(${target} PRIVATE -fsanitize=address,undefined)
+  endif()
+endfunction()

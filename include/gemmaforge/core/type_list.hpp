@@ -1,0 +1,40 @@
+#pragma once
+// A minimal compile-time type list: the registry of model descriptors and the lists of devices
+// are type lists, and runtime choices (a name from the command line, metadata from a file) are
+// dispatched over them once, with a plain loop instead of nested macros.
+#include <cstddef>
+#include <type_traits>
+#include <utility>
+
+namespace gemmaforge {
+
+template <class... Ts>
+struct type_list {
+  static constexpr std::size_t size = sizeof...(Ts);
+};
+
+template <class T>
+struct type_tag {
+  using type = T;
+};
+
+// Call f(type_tag<T>{}) for every T in the list, in order.
+template <class... Ts, class F>
+constexpr void for_each_type(type_list<Ts...>, F&& f) {
+  (f(type_tag<Ts>{}), ...);
+}
+
+// Call f(type_tag<T>{}) for the first T with pred(type_tag<T>{}) true. Returns whether one matched.
+template <class... Ts, class Pred, class F>
+constexpr bool dispatch_first(type_list<Ts...>, Pred&& pred, F&& f) {
+  bool done = false;
+  ((!done && pred(type_tag<Ts>{}) ? (f(type_tag<Ts>{}), done = true) : false), ...);
+  return done;
+}
+
+template <class T, class List>
+struct contains;
+template <class T, class... Ts>
+struct contains<T, type_list<Ts...>> : std::bool_constant<(std::is_same_v<T, Ts> || ...)> {};
+
+}  // namespace gemmaforge
