@@ -9,10 +9,12 @@
 //  * Admission reserves every block a request may need (prompt + max new tokens, capped by the
 //    context) before it starts, so a running request can never run out of blocks: no preemption
 //    is needed, and a request that does not fit waits (the scheduler keeps FIFO order).
-//  * Prefix sharing: finished prompts (and chat histories) are registered as prefix entries that
-//    hold references to their full global blocks plus a snapshot of the rings at that position.
-//    A new request whose ids start with an entry's ids attaches those blocks (reference counted)
-//    and a copy of the ring snapshot, and prefills only the rest. Shared blocks are full and never
+//  * Prefix sharing: prompts and finished histories (chat turns) are registered as prefix entries
+//    that hold references to their full global blocks plus a snapshot of the rings at their end.
+//    A new request attaches the longest run of full blocks it shares with an entry (reference
+//    counted) and prefills only the rest. For models with sliding-window layers the rings must be
+//    restored too, which is possible only at an entry's end: there the whole entry must match
+//    (the engine registers system-prompt boundaries as entries of their own for this). Shared blocks are full and never
 //    written again (a sequence only writes positions past its prefix), so copy-on-write reduces to
 //    "never write a shared block", which the block-aligned prefix length guarantees.
 //
@@ -163,12 +165,14 @@ class kv_pool {
   admission admit(const std::int32_t* ids, std::int32_t n_prompt, std::int32_t max_total) {
     admission a;
     if (free_slots_ == 0 || max_total > cfg_.max_seq_len || n_prompt <= 0) return a;
-    const std::int32_t entry = find_prefix(ids, n_prompt);
-    const std::int32_t shared = entry >= 0 ? entries_[std::size_t(entry)].n_blocks : 0;
-    const std::int32_t need = blocks_for(max_total) - shared;
-    if (entry >= 0) entries_[std::size_t(entry)].last_used = ++clock_;  // protect it from eviction
+    const prefix_match m = find_prefix(ids, n_prompt);
+    const std::int32_t need = blocks_for(max_total) - m.blocks;
+    if (m.entry >= 0) {  // protect it from eviction
+      entries_[std::size_t(m.entry)].last_used = ++clock_;
+      ++entries_[std::size_t(m.entry)].hits;
+    }
     while (available() < need) {
-      if (!evict_lru(entry)) return a;
+      if (!evict_lru(m.entry)) return a;
     }
     std::int32_t s = 0;
     while (slots_[std::size_t(s)].active) ++s;
@@ -176,17 +180,16 @@ class kv_pool {
     st = slot_state{};
     st.active = true;
     --free_slots_;
-    if (entry >= 0) {
-      const prefix_entry& en = entries_[std::size_t(entry)];
-      for (std::int32_t i = 0; i < en.n_blocks; ++i) {
-        const std::int32_t b = entry_block(entry, i);
+    if (m.entry >= 0) {
+      for (std::int32_t i = 0; i < m.blocks; ++i) {
+        const std::int32_t b = entry_block(m.entry, i);
         alloc_.retain(b);
         table(s)[i] = b;
       }
-      st.n_blocks = en.n_blocks;
-      st.n_tokens = en.n_tokens;
-      copy_ring(cfg_.max_batch + entry, s);
-      a.reused_tokens = en.n_tokens;
+      st.n_blocks = m.blocks;
+      st.n_tokens = m.blocks * cfg_.block_tokens;
+      if constexpr (n_local_layers > 0) copy_ring(cfg_.max_batch + m.entry, s);
+      a.reused_tokens = st.n_tokens;
     }
     st.reserved = need;
     reserved_ += need;
@@ -228,8 +231,9 @@ class kv_pool {
 
   // ---- prefix cache -------------------------------------------------------------------------
   // Remember the first n_cached tokens of `slot` (ids[0..n_cached) must be what the slot holds),
-  // rounded down to whole blocks. An entry that this one extends (a chat history one turn older)
-  // is replaced.
+  // rounded down to whole blocks. For all-global models an entry that this one extends (a chat
+  // history one turn older) is replaced: partial matching still finds its blocks in the new one.
+  // Sliding-window models keep it, since only an entry's end can be restored.
   void register_prefix(std::int32_t slot, const std::int32_t* ids, std::int32_t n_cached) {
     if (cfg_.prefix_slots == 0) return;
     const slot_state& st = state(slot);
@@ -243,8 +247,10 @@ class kv_pool {
       if (!en.used || en.n_tokens > n) continue;
       if (std::equal(ids, ids + en.n_tokens, tokens_of(e))) {
         if (en.n_tokens == n) { en.last_used = ++clock_; return; }  // already cached
-        target = e;  // a shorter prefix of this one: replace it
-        break;
+        if (n_local_layers == 0) {
+          target = e;  // a shorter prefix of this one: replace it
+          break;
+        }
       }
     }
     if (target >= 0) {
@@ -320,6 +326,7 @@ class kv_pool {
     std::int32_t n_tokens = 0;
     std::int32_t n_blocks = 0;
     std::uint64_t last_used = 0;
+    std::uint32_t hits = 0;  // requests that reused it: shared prefixes outlive one-off prompts
   };
 
   std::int32_t* table(std::int32_t slot) { return tables_.get() + std::size_t(slot) * std::size_t(max_blocks_per_seq_); }
@@ -336,25 +343,43 @@ class kv_pool {
 
   std::int32_t available() const { return alloc_.free_count() - reserved_; }
 
-  // Longest entry whose ids are a proper prefix of ids[0..n) (at least one prompt token must be
-  // left to prefill: its logits start the generation).
-  std::int32_t find_prefix(const std::int32_t* ids, std::int32_t n) {
-    std::int32_t best = -1;
+  struct prefix_match {
+    std::int32_t entry = -1;
+    std::int32_t blocks = 0;
+  };
+
+  // The entry sharing the most full blocks with ids[0..n). At least one prompt token is left to
+  // prefill (its logits start the generation). Global layers can reuse any common run of full
+  // blocks; a model with sliding-window layers also needs the ring state at that position, which
+  // an entry has only at its end, so there the whole entry must match.
+  prefix_match find_prefix(const std::int32_t* ids, std::int32_t n) {
+    prefix_match best;
+    const std::int32_t bt = cfg_.block_tokens;
     for (std::int32_t e = 0; e < cfg_.prefix_slots; ++e) {
       const prefix_entry& en = entries_[std::size_t(e)];
-      if (!en.used || en.n_tokens >= n) continue;
-      if (best >= 0 && entries_[std::size_t(best)].n_tokens >= en.n_tokens) continue;
-      if (std::equal(ids, ids + en.n_tokens, tokens_of(e))) best = e;
+      if (!en.used) continue;
+      const std::int32_t limit = std::min(en.n_tokens, n - 1);
+      const std::int32_t* cached = tokens_of(e);
+      std::int32_t common = 0;
+      while (common < limit && cached[common] == ids[common]) ++common;
+      std::int32_t blocks = common / bt;
+      if (n_local_layers > 0 && blocks != en.n_blocks) blocks = 0;
+      if (blocks > best.blocks) best = prefix_match{e, blocks};
     }
     return best;
   }
 
+  // Eviction victim: entries nobody reused go first (one-off prompts), then the least recently used.
   std::int32_t lru_entry(std::int32_t keep) const {
     std::int32_t lru = -1;
+    auto worse = [&](const prefix_entry& a, const prefix_entry& b) {
+      if ((a.hits == 0) != (b.hits == 0)) return a.hits == 0;
+      return a.last_used < b.last_used;
+    };
     for (std::int32_t e = 0; e < cfg_.prefix_slots; ++e) {
       const prefix_entry& en = entries_[std::size_t(e)];
       if (!en.used || e == keep) continue;
-      if (lru < 0 || en.last_used < entries_[std::size_t(lru)].last_used) lru = e;
+      if (lru < 0 || worse(en, entries_[std::size_t(lru)])) lru = e;
     }
     return lru;
   }

@@ -1,0 +1,485 @@
+#pragma once
+// basic_engine<Model, Executor, KvElem>: owns the bound weights, the KV pool and the planned
+// workspace, and runs requests with continuous batching.
+//
+// Each step runs one decode row for every running sequence plus at most one prefill chunk
+// (chunked prefill), all in one forward pass. Admission is FIFO and happens only when the pool can
+// reserve every block a request may need, so running requests never run out of KV and nothing is
+// preempted or dropped; a request that does not fit waits. The step path allocates nothing:
+// buffers are views into the arena allocated at start-up, per-request arrays are reserved at
+// submission.
+//
+// Threading: submit()/cancel() are thread-safe. With `threaded = true` a worker thread runs
+// steps while there is work; otherwise the owner calls step() / run_until_idle() (tests, CLIs).
+// Callbacks run on the thread that runs steps.
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <gemmaforge/core/error.hpp>
+#include <gemmaforge/core/units.hpp>
+#include <gemmaforge/kv/kv_pool.hpp>
+#include <gemmaforge/model/weights.hpp>
+#include <gemmaforge/runtime/forward.hpp>
+#include <gemmaforge/runtime/request.hpp>
+#include <gemmaforge/runtime/sampler.hpp>
+#include <gemmaforge/runtime/step.hpp>
+#include <gemmaforge/runtime/stop_matcher.hpp>
+#include <gemmaforge/runtime/text_stream.hpp>
+
+namespace gemmaforge {
+
+struct engine_config {
+  std::int32_t max_seq_len = 4096;   // longest sequence (prompt + output)
+  std::int32_t max_batch = 4;        // sequences decoded together
+  std::int32_t prefill_chunk = 256;  // prompt tokens per step
+  std::int32_t block_tokens = 16;    // KV block size
+  std::int32_t kv_blocks = 0;        // global-pool blocks; 0 = max_batch full sequences
+  std::int32_t prefix_slots = 4;     // prefix-cache entries (system prompts, chat histories)
+  std::int32_t max_queue = 1024;     // waiting requests beyond this are refused (errc::capacity)
+  std::int32_t logits_rows = 0;      // logits rows per step; 0 = max_batch (perplexity asks more)
+  bool threaded = false;             // run steps on a worker thread
+  forward_options forward;
+  std::vector<std::int32_t> stop_ids; // always-stop ids (eos, <end_of_turn>)
+
+  void validate() const {
+    auto bad = [](const std::string& m) { throw error(errc::invalid_argument, m); };
+    if (max_seq_len <= 0) bad("max_seq_len must be > 0");
+    if (max_batch <= 0) bad("max_batch must be > 0");
+    if (prefill_chunk <= 0) bad("prefill_chunk must be > 0");
+    if (block_tokens <= 0 || (block_tokens & (block_tokens - 1))) bad("block_tokens must be a power of two");
+    if (kv_blocks < 0 || prefix_slots < 0 || max_queue < 0 || logits_rows < 0) bad("engine sizes must be >= 0");
+  }
+};
+
+struct engine_stats {
+  std::uint64_t requests_submitted = 0, requests_finished = 0, requests_failed = 0, requests_rejected = 0;
+  std::uint64_t prompt_tokens = 0, generated_tokens = 0, reused_prompt_tokens = 0, steps = 0;
+  std::int32_t running = 0, waiting = 0;
+  std::int32_t kv_blocks_total = 0, kv_blocks_used = 0, kv_blocks_reserved = 0;
+};
+
+template <class Model, class Executor, class KvElem>
+class basic_engine {
+  static_assert(Model::runnable, "this descriptor is for planning only; the runtime runs Gemma models");
+
+ public:
+  using model_type = Model;
+  using pool_type = kv_pool<Model, KvElem>;
+
+  // `weights` must outlive the engine (the io layer's bound_model owns them); `text` may be null
+  // (then requests must use decode_text = false).
+  basic_engine(const model_weights<Model>& weights, engine_config cfg, Executor exec,
+               std::shared_ptr<const token_text> text = nullptr)
+      : weights_(weights), cfg_(std::move(cfg)), exec_(std::move(exec)), text_(std::move(text)) {
+    cfg_.validate();
+    if (cfg_.max_seq_len > Model::max_positions)
+      throw error(errc::invalid_argument, "max_seq_len " + std::to_string(cfg_.max_seq_len) + " exceeds " +
+                                              std::string(Model::name) + "'s " + std::to_string(Model::max_positions) +
+                                              " positions");
+    if (cfg_.logits_rows == 0) cfg_.logits_rows = cfg_.max_batch;
+    max_step_tokens_ = cfg_.prefill_chunk + cfg_.max_batch;
+    pool_cfg_.block_tokens = cfg_.block_tokens;
+    pool_cfg_.max_batch = cfg_.max_batch;
+    pool_cfg_.max_seq_len = cfg_.max_seq_len;
+    pool_cfg_.prefix_slots = cfg_.prefix_slots;
+    pool_cfg_.global_blocks = cfg_.kv_blocks > 0
+                                  ? cfg_.kv_blocks
+                                  : cfg_.max_batch * std::int32_t(ceil_div(std::uint64_t(cfg_.max_seq_len),
+                                                                           std::uint64_t(cfg_.block_tokens)));
+    allocate_arena();
+    if (cfg_.threaded) worker_ = std::thread([this] { worker_loop(); });
+  }
+
+  ~basic_engine() { shutdown(); }
+  basic_engine(const basic_engine&) = delete;
+  basic_engine& operator=(const basic_engine&) = delete;
+
+  // ---- submission ----------------------------------------------------------------------------
+  request_handle submit(generation_request r) {
+    validate(r.sampling);
+    validate(r.stop);
+    if (r.decode_text && !text_) throw error(errc::invalid_argument, "this engine has no tokenizer: set decode_text = false");
+    const auto n = std::int32_t(r.prompt.size());
+    if (n == 0) throw error(errc::invalid_argument, "empty prompt: at least one token (BOS) is needed");
+    for (auto id : r.prompt)
+      if (id < 0 || id >= Model::vocab)
+        throw error(errc::invalid_argument, "token id " + std::to_string(id) + " outside the vocabulary of " +
+                                                std::to_string(Model::vocab));
+    if (n >= cfg_.max_seq_len)
+      throw error(errc::capacity, "prompt of " + std::to_string(n) + " tokens does not fit the context of " +
+                                      std::to_string(cfg_.max_seq_len) + " tokens (at least one must be left to generate)");
+    auto st = std::make_shared<request_state>();
+    st->prompt_tokens_ = n;
+    st->max_total_ = std::int32_t(std::min<std::int64_t>(std::int64_t(n) + std::max(r.stop.max_tokens, 0), cfg_.max_seq_len));
+    if (!pool_->could_ever_fit(st->max_total_))
+      throw error(errc::capacity, "request needs " + std::to_string(pool_->blocks_for(st->max_total_)) +
+                                      " KV blocks; the pool has " + std::to_string(pool_->total_blocks()));
+    st->tokens_.reserve(std::size_t(st->max_total_) + 1);
+    st->tokens_.assign(r.prompt.begin(), r.prompt.end());
+    st->output_.reserve(std::size_t(std::max(r.stop.max_tokens, 0)) + 1);
+    if (r.decode_text) st->text_.reserve(std::size_t(std::max(r.stop.max_tokens, 0)) * 8 + 64);
+    st->req = std::move(r);
+    st->timings_.submitted = std::chrono::steady_clock::now();
+    {
+      std::lock_guard lock(queue_mutex_);
+      if (stopping_) throw error(errc::shutdown, "engine is shut down: request refused");
+      if (std::int32_t(waiting_.size()) >= cfg_.max_queue) {
+        ++stats_.requests_rejected;
+        throw error(errc::capacity, "request queue is full (" + std::to_string(cfg_.max_queue) + " waiting)");
+      }
+      st->id_ = ++next_id_;
+      waiting_.push_back(st);
+      ++stats_.requests_submitted;
+    }
+    queue_cv_.notify_one();
+    return st;
+  }
+
+  // Blocking convenience: submit, run (or wait for the worker), return the finished request.
+  request_handle generate(generation_request r) {
+    auto h = submit(std::move(r));
+    if (cfg_.threaded) {
+      h->wait();
+    } else {
+      while (!h->done()) step();
+    }
+    return h;
+  }
+
+  void cancel(const request_handle& h) { if (h) h->cancel(); }
+
+  // Stop accepting requests, cancel everything waiting or running, join the worker.
+  void shutdown() {
+    {
+      std::lock_guard lock(queue_mutex_);
+      if (stopping_ && !worker_.joinable()) return;
+      stopping_ = true;
+    }
+    queue_cv_.notify_all();
+    if (worker_.joinable()) worker_.join();
+    std::deque<request_handle> rest;
+    {
+      std::lock_guard lock(queue_mutex_);
+      rest.swap(waiting_);
+    }
+    for (auto& r : rest) finish(*r, finish_reason::cancelled);
+    for (auto& r : running_) release_and_finish(*r, finish_reason::cancelled);
+    running_.clear();
+  }
+
+  // ---- stepping ------------------------------------------------------------------------------
+  bool idle() const {
+    std::lock_guard lock(queue_mutex_);
+    return waiting_.empty() && running_count_ == 0;
+  }
+
+  void run_until_idle() {
+    while (!idle()) step();
+  }
+
+  // One scheduler step: admit, cancel, build the batch, forward, sample, stream, finish.
+  void step() {
+    admit_waiting();
+    reap_cancelled();
+    if (running_.empty()) {
+      std::lock_guard lock(queue_mutex_);
+      running_count_ = 0;
+      return;
+    }
+    build_batch();
+    try {
+      forward<Model>(exec_, weights_, *pool_, batch_, buffers_, cfg_.forward);
+      const float* logits = exec_.logits_to_host(buffers_.logits, std::size_t(batch_.n_logits_rows) * Model::vocab);
+      consume_logits(logits);
+    } catch (const std::exception& e) {
+      // A failed step fails the requests in it; the engine and the pool stay consistent.
+      for (std::int32_t s = 0; s < batch_.n_seqs; ++s) fail(*step_requests_[std::size_t(s)], e.what());
+    }
+    std::erase_if(running_, [](const request_handle& r) { return r->slot_ < 0; });
+    std::lock_guard lock(queue_mutex_);
+    running_count_ = std::int32_t(running_.size());
+    ++stats_.steps;
+  }
+
+  // ---- introspection -------------------------------------------------------------------------
+  engine_stats stats() const {
+    std::lock_guard lock(queue_mutex_);
+    engine_stats s = stats_;
+    s.waiting = std::int32_t(waiting_.size());
+    s.running = running_count_;
+    s.kv_blocks_total = pool_->total_blocks();
+    s.kv_blocks_used = pool_->used_blocks();
+    s.kv_blocks_reserved = pool_->reserved_blocks();
+    return s;
+  }
+  const engine_config& config() const { return cfg_; }
+  pool_type& pool() { return *pool_; }
+  Executor& executor() { return exec_; }
+  std::uint64_t arena_bytes() const { return arena_bytes_; }
+  const token_text* text() const { return text_.get(); }
+
+ private:
+  void allocate_arena() {
+    constexpr std::uint64_t H = Model::hidden, Q = Model::q_dim, KV = Model::kv_dim, F = Model::ffn, V = Model::vocab;
+    const std::uint64_t T = std::uint64_t(max_step_tokens_);
+    const std::uint64_t L = std::uint64_t(cfg_.logits_rows);
+    const std::uint64_t kv_bytes = pool_type::bytes_required(pool_cfg_);
+    auto floats = [](std::uint64_t n) { return round_up(n * sizeof(float), 256); };
+    const std::uint64_t act_bytes = floats(T * H) * 2 + floats(T * Q) * 2 + floats(T * KV) * 2 + floats(T * F) * 2 +
+                                    floats(L * V);
+    arena_bytes_ = round_up(kv_bytes, 256) + act_bytes;
+    std::byte* base = exec_.allocate_arena(arena_bytes_);
+    std::byte* p = base;
+    auto take = [&](std::uint64_t n) { float* f = reinterpret_cast<float*>(p); p += floats(n); return f; };
+    pool_ = std::make_unique<pool_type>(pool_cfg_, p, exec_.kv_copy());
+    p += round_up(kv_bytes, 256);
+    buffers_.x = take(T * H);
+    buffers_.xn = take(T * H);
+    buffers_.q = take(T * Q);
+    buffers_.attn = take(T * Q);
+    buffers_.k = take(T * KV);
+    buffers_.v = take(T * KV);
+    buffers_.gate = take(T * F);
+    buffers_.up = take(T * F);
+    buffers_.logits = take(L * V);
+    // Host-side step description and sampling scratch (small; allocated once).
+    step_tokens_.assign(std::size_t(T), 0);
+    step_positions_.assign(std::size_t(T), 0);
+    step_seqs_.assign(std::size_t(cfg_.max_batch + 1), step_sequence{});
+    step_requests_.assign(std::size_t(cfg_.max_batch + 1), nullptr);
+    logit_rows_.assign(std::size_t(std::max<std::uint64_t>(L, T)), 0);
+    buffers_.logit_rows = logit_rows_.data();
+    sample_probs_.assign(std::size_t(V), 0.0f);
+    sample_ids_.assign(std::size_t(V), 0);
+    running_.reserve(std::size_t(cfg_.max_batch));
+    cancelled_scratch_.reserve(std::size_t(cfg_.max_queue) + 1);
+  }
+
+  void worker_loop() {
+    for (;;) {
+      {
+        std::unique_lock lock(queue_mutex_);
+        queue_cv_.wait(lock, [&] { return stopping_ || !waiting_.empty() || running_count_ > 0; });
+        if (stopping_) return;
+      }
+      step();
+    }
+  }
+
+  void admit_waiting() {
+    std::vector<request_handle>& cancelled = cancelled_scratch_;
+    {
+      std::lock_guard lock(queue_mutex_);
+      // Cancelled while waiting: finish without ever taking blocks (outside the lock, below).
+      for (auto it = waiting_.begin(); it != waiting_.end();) {
+        if ((*it)->cancel_requested()) {
+          cancelled.push_back(std::move(*it));
+          it = waiting_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+      while (!waiting_.empty() && std::int32_t(running_.size()) < cfg_.max_batch) {
+        request_state& r = *waiting_.front();
+        const auto a = pool_->admit(r.tokens_.data(), r.prompt_tokens_, r.max_total_);
+        if (a.slot < 0) break;  // FIFO: later requests wait behind the first one that does not fit
+        r.slot_ = a.slot;
+        r.prefilled_ = a.reused_tokens;
+        r.reused_tokens_ = a.reused_tokens;
+        r.timings_.admitted = std::chrono::steady_clock::now();
+        stats_.reused_prompt_tokens += std::uint64_t(a.reused_tokens);
+        stats_.prompt_tokens += std::uint64_t(r.prompt_tokens_);
+        r.detok_ = text_ ? text_stream(text_.get()) : text_stream();
+        r.stops_ = stop_matcher(&r.req.stop.stop_strings);
+        running_.push_back(std::move(waiting_.front()));
+        waiting_.pop_front();
+      }
+      running_count_ = std::int32_t(running_.size());
+    }
+    for (auto& r : cancelled) finish(*r, finish_reason::cancelled);
+    cancelled.clear();
+  }
+
+  void reap_cancelled() {
+    for (auto& r : running_)
+      if (r->cancel_requested()) release_and_finish(*r, finish_reason::cancelled);
+    std::erase_if(running_, [](const request_handle& r) { return r->slot_ < 0; });
+  }
+
+  void build_batch() {
+    std::int32_t rows = 0, n = 0, logit_rows = 0;
+    auto add = [&](request_state& r, std::int32_t start, std::int32_t count, bool want_logits) {
+      pool_->ensure_blocks(r.slot_, start + count);
+      step_sequence& s = step_seqs_[std::size_t(n)];
+      s.slot = r.slot_;
+      s.start = start;
+      s.n_tokens = count;
+      s.first_row = rows;
+      s.want = want_logits ? step_sequence::logits::last : step_sequence::logits::none;
+      for (std::int32_t i = 0; i < count; ++i) {
+        step_tokens_[std::size_t(rows + i)] = r.tokens_[std::size_t(start + i)];
+        step_positions_[std::size_t(rows + i)] = start + i;
+      }
+      step_requests_[std::size_t(n)] = &r;
+      rows += count;
+      logit_rows += want_logits;
+      ++n;
+    };
+    // Decode rows first: every sequence whose prompt is cached advances by one token.
+    for (auto& r : running_)
+      if (r->prefilled_ == r->prompt_tokens_) add(*r, std::int32_t(r->tokens_.size()) - 1, 1, true);
+    // Then one prefill chunk, for the oldest sequence still reading its prompt. A chunk ends at
+    // the shared-prefix boundary so that position can be cached (see generation_request).
+    for (auto& r : running_) {
+      if (r->prefilled_ == r->prompt_tokens_) continue;
+      std::int32_t count = std::min({r->prompt_tokens_ - r->prefilled_, cfg_.prefill_chunk, max_step_tokens_ - rows});
+      const std::int32_t boundary = shared_boundary(*r);
+      if (r->prefilled_ < boundary && r->prefilled_ + count > boundary) count = boundary - r->prefilled_;
+      add(*r, r->prefilled_, count, r->prefilled_ + count == r->prompt_tokens_);
+      break;
+    }
+    batch_.tokens = step_tokens_.data();
+    batch_.positions = step_positions_.data();
+    batch_.n_tokens = rows;
+    batch_.seqs = step_seqs_.data();
+    batch_.n_seqs = n;
+    batch_.n_logits_rows = logit_rows;
+  }
+
+  void consume_logits(const float* logits) {
+    std::int32_t row = 0;
+    const auto now = std::chrono::steady_clock::now();
+    for (std::int32_t s = 0; s < batch_.n_seqs; ++s) {
+      const step_sequence& sq = step_seqs_[std::size_t(s)];
+      request_state& r = *step_requests_[std::size_t(s)];
+      pool_->set_cached_tokens(r.slot_, sq.start + sq.n_tokens);
+      if (r.prefilled_ < r.prompt_tokens_) {
+        r.prefilled_ = sq.start + sq.n_tokens;
+        // Cache the shared prefix and the whole prompt as soon as their K/V exist.
+        if (r.prefilled_ == shared_boundary(r) || r.prefilled_ == r.prompt_tokens_)
+          pool_->register_prefix(r.slot_, r.tokens_.data(), r.prefilled_);
+      }
+      if (sq.want == step_sequence::logits::none) continue;
+      // The logits buffer row is consumed (penalties modify it in place).
+      float* lr = const_cast<float*>(logits) + std::size_t(row++) * Model::vocab;
+      const auto token = sample_token(lr, Model::vocab, r.tokens_.data(), std::int32_t(r.tokens_.size()), r.req.sampling,
+                                      r.output_.size(), sampler_scratch{sample_probs_.data(), sample_ids_.data()});
+      if (r.output_.empty()) r.timings_.first_token = now;
+      r.output_.push_back(token);
+      r.tokens_.push_back(token);
+      emit(r, token);
+    }
+  }
+
+  std::int32_t shared_boundary(const request_state& r) const {
+    const std::int32_t b = std::min(r.req.shared_prefix, r.prompt_tokens_ - 1);
+    return b > 0 ? b / cfg_.block_tokens * cfg_.block_tokens : 0;
+  }
+
+  bool is_stop_id(const request_state& r, std::int32_t token) const {
+    if (!r.req.stop.ignore_eos)
+      for (auto id : cfg_.stop_ids)
+        if (id == token) return true;
+    for (auto id : r.req.stop.stop_ids)
+      if (id == token) return true;
+    return false;
+  }
+
+  void emit(request_state& r, std::int32_t token) {
+    finish_reason reason = finish_reason::none;
+    std::string_view piece;
+    if (is_stop_id(r, token)) {
+      reason = finish_reason::stop;
+    } else if (r.req.decode_text) {
+      const std::string_view bytes = r.detok_.push(token);
+      const std::size_t before = r.text_.size();
+      r.text_ += r.stops_.feed(bytes);
+      piece = std::string_view(r.text_).substr(before);
+      if (r.stops_.stopped()) reason = finish_reason::stop;
+    }
+    if (reason == finish_reason::none &&
+        (std::int32_t(r.output_.size()) >= r.req.stop.max_tokens || std::int32_t(r.tokens_.size()) >= r.max_total_))
+      reason = finish_reason::length;
+    if (reason != finish_reason::none && reason != finish_reason::stop && r.req.decode_text) {
+      // End of output: release text held back for a possible stop string or an incomplete char.
+      const std::size_t before = piece.data() ? std::size_t(piece.data() - r.text_.data()) : r.text_.size();
+      r.text_ += r.stops_.feed(r.detok_.flush());
+      r.text_ += r.stops_.flush();
+      piece = std::string_view(r.text_).substr(before);
+    }
+    if (r.req.on_token) r.req.on_token(token_event{token, piece, false, finish_reason::none});
+    if (reason != finish_reason::none) release_and_finish(r, reason);
+  }
+
+  void release_and_finish(request_state& r, finish_reason reason) {
+    if (r.slot_ >= 0) {
+      // Remember what this sequence computed: a prompt shared by later requests (system prompt)
+      // or a chat history continued next turn is then not recomputed. The last token has no K/V yet.
+      const std::int32_t cached = pool_->cached_tokens(r.slot_);
+      if (reason != finish_reason::error) pool_->register_prefix(r.slot_, r.tokens_.data(), cached);
+      pool_->release(r.slot_);
+      r.slot_ = -1;
+    }
+    finish(r, reason);
+  }
+
+  void fail(request_state& r, const std::string& what) {
+    r.error_ = what;
+    {
+      std::lock_guard lock(queue_mutex_);
+      ++stats_.requests_failed;
+    }
+    release_and_finish(r, finish_reason::error);
+  }
+
+  void finish(request_state& r, finish_reason reason) {
+    r.reason_ = reason;
+    r.timings_.finished = std::chrono::steady_clock::now();
+    if (r.timings_.first_token == std::chrono::steady_clock::time_point{}) r.timings_.first_token = r.timings_.finished;
+    {
+      std::lock_guard lock(queue_mutex_);
+      ++stats_.requests_finished;
+      stats_.generated_tokens += r.output_.size();
+    }
+    if (r.req.on_token) r.req.on_token(token_event{-1, {}, true, reason});
+    r.mark_done();
+  }
+
+  const model_weights<Model>& weights_;
+  engine_config cfg_;
+  Executor exec_;
+  std::shared_ptr<const token_text> text_;
+  kv_pool_config pool_cfg_;
+  std::unique_ptr<pool_type> pool_;
+  std::uint64_t arena_bytes_ = 0;
+  std::int32_t max_step_tokens_ = 0;
+  forward_buffers buffers_;
+  step_batch batch_;
+  std::vector<std::int32_t> step_tokens_, step_positions_, logit_rows_;
+  std::vector<step_sequence> step_seqs_;
+  std::vector<request_state*> step_requests_;
+  std::vector<float> sample_probs_;
+  std::vector<std::int32_t> sample_ids_;
+
+  mutable std::mutex queue_mutex_;
+  std::condition_variable queue_cv_;
+  std::deque<request_handle> waiting_;
+  std::vector<request_handle> running_;  // touched by the stepping thread only
+  std::vector<request_handle> cancelled_scratch_;
+  std::int32_t running_count_ = 0;        // mirror of running_.size() for other threads
+  bool stopping_ = false;
+  std::uint64_t next_id_ = 0;
+  engine_stats stats_;
+  std::thread worker_;
+};
+
+}  // namespace gemmaforge

@@ -1,0 +1,260 @@
+// Engine and scheduler on random tiny models with the naive executor: continuous batching gives the
+// same greedy outputs as running each request alone, the pool is whole again afterwards, requests
+// wait rather than fail when the pool is full, prefix sharing changes nothing but the work done,
+// and bad requests get clear errors.
+#include <catch2/catch.hpp>
+
+#include <gemmaforge/model/tiny.hpp>
+#include <gemmaforge/runtime/engine.hpp>
+
+#include "support/naive_executor.hpp"
+#include "support/random_model.hpp"
+
+#include <random>
+#include <vector>
+
+namespace gf = gemmaforge;
+using gf::testing::naive_executor;
+
+namespace {
+template <class Model, class Kv = float>
+using naive_engine = gf::basic_engine<Model, naive_executor, Kv>;
+
+std::vector<std::int32_t> random_prompt(std::mt19937& rng, int n) {
+  std::uniform_int_distribution<int> d(3, 511);
+  std::vector<std::int32_t> v{2};
+  while (int(v.size()) < n) v.push_back(d(rng));
+  return v;
+}
+
+gf::generation_request greedy(std::vector<std::int32_t> prompt, int max_tokens) {
+  gf::generation_request r;
+  r.prompt = std::move(prompt);
+  r.stop.max_tokens = max_tokens;
+  r.decode_text = false;
+  return r;
+}
+
+template <class Model, class Kv = float>
+std::vector<std::vector<std::int32_t>> run_alone(const gf::model_weights<Model>& w, const std::vector<std::vector<std::int32_t>>& prompts,
+                                                 int max_tokens) {
+  std::vector<std::vector<std::int32_t>> out;
+  for (const auto& p : prompts) {
+    gf::engine_config c{.max_seq_len = 64, .max_batch = 1, .prefill_chunk = 5, .block_tokens = 4, .prefix_slots = 0};
+    naive_engine<Model, Kv> eng(w, c, naive_executor{});
+    out.push_back(eng.generate(greedy(p, max_tokens))->output_tokens());
+  }
+  return out;
+}
+}  // namespace
+
+TEMPLATE_TEST_CASE("engine: batched greedy outputs equal running each request alone", "[cpu][engine][scheduler]",
+                   gf::models::tiny_gemma1, gf::models::tiny_gemma2, gf::models::tiny_gemma3) {
+  using M = TestType;
+  gf::testing::random_model<M> m(7);
+  std::mt19937 rng(3);
+  std::vector<std::vector<std::int32_t>> prompts;
+  for (int i = 0; i < 7; ++i) prompts.push_back(random_prompt(rng, 3 + 4 * i % 23));
+  const int max_tokens = 12;
+  const auto alone = run_alone<M>(m.w, prompts, max_tokens);
+
+  // A small pool: 3 slots and blocks for ~2.5 sequences, so requests queue and interleave.
+  gf::engine_config c{.max_seq_len = 64, .max_batch = 3, .prefill_chunk = 5, .block_tokens = 4, .kv_blocks = 20, .prefix_slots = 0};
+  naive_engine<M> eng(m.w, c, naive_executor{});
+  std::vector<gf::request_handle> hs;
+  for (const auto& p : prompts) hs.push_back(eng.submit(greedy(p, max_tokens)));
+  int max_running = 0, max_waiting = 0;
+  while (!eng.idle()) {
+    eng.step();
+    const auto s = eng.stats();
+    max_running = std::max(max_running, s.running);
+    max_waiting = std::max(max_waiting, s.waiting);
+    REQUIRE(s.kv_blocks_used + s.kv_blocks_reserved <= s.kv_blocks_total);
+  }
+  CHECK(max_running == 3);
+  CHECK(max_waiting > 0);
+  for (std::size_t i = 0; i < prompts.size(); ++i) {
+    INFO("request " << i);
+    CHECK(hs[i]->reason() == gf::finish_reason::length);
+    CHECK(hs[i]->output_tokens() == alone[i]);
+  }
+  CHECK(eng.pool().free_blocks() == eng.pool().total_blocks());
+  CHECK(eng.pool().reserved_blocks() == 0);
+}
+
+TEST_CASE("engine: prefix sharing reuses the cached prompt and changes no output", "[cpu][engine][prefix]") {
+  using M = gf::models::tiny_gemma3;  // local rings are copied with the prefix
+  gf::testing::random_model<M> m(11);
+  std::mt19937 rng(5);
+  const auto system = random_prompt(rng, 21);
+  std::vector<std::vector<std::int32_t>> prompts;
+  for (int i = 0; i < 4; ++i) {
+    auto p = system;
+    const auto tail = random_prompt(rng, 3 + i);
+    p.insert(p.end(), tail.begin() + 1, tail.end());
+    prompts.push_back(p);
+  }
+  const auto alone = run_alone<M>(m.w, prompts, 10);
+  gf::engine_config c{.max_seq_len = 64, .max_batch = 2, .prefill_chunk = 5, .block_tokens = 4, .prefix_slots = 2};
+  naive_engine<M> eng(m.w, c, naive_executor{});
+  std::vector<gf::request_handle> hs;
+  for (const auto& p : prompts) hs.push_back(eng.generate(greedy(p, 10)));
+  for (std::size_t i = 0; i < prompts.size(); ++i) CHECK(hs[i]->output_tokens() == alone[i]);
+  CHECK(hs[0]->reused_tokens() == 0);
+  for (std::size_t i = 1; i < prompts.size(); ++i) CHECK(hs[i]->reused_tokens() == 20);  // 5 full blocks of the system prompt
+  eng.pool().clear_prefix_cache();
+  CHECK(eng.pool().free_blocks() == eng.pool().total_blocks());
+}
+
+TEST_CASE("engine: a shared-prefix hint caches a system prompt for sliding-window models", "[cpu][engine][prefix]") {
+  using M = gf::models::tiny_gemma2;
+  gf::testing::random_model<M> m(12);
+  std::mt19937 rng(6);
+  const auto system = random_prompt(rng, 14);  // 3 full blocks of 4 + 2 tokens
+  std::vector<std::vector<std::int32_t>> prompts;
+  for (int i = 0; i < 3; ++i) {
+    auto p = system;
+    const auto tail = random_prompt(rng, 8 + i);
+    p.insert(p.end(), tail.begin() + 1, tail.end());
+    prompts.push_back(p);
+  }
+  const auto alone = run_alone<M>(m.w, prompts, 6);
+  gf::engine_config c{.max_seq_len = 64, .max_batch = 1, .prefill_chunk = 5, .block_tokens = 4, .prefix_slots = 4};
+  naive_engine<M> eng(m.w, c, naive_executor{});
+  for (std::size_t i = 0; i < prompts.size(); ++i) {
+    auto r = greedy(prompts[i], 6);
+    r.shared_prefix = 14;
+    auto h = eng.generate(r);
+    CHECK(h->output_tokens() == alone[i]);
+    CHECK(h->reused_tokens() == (i == 0 ? 0 : 12));
+  }
+  // Without the hint, the sliding-window model can only reuse whole entries: nothing here.
+  naive_engine<M> plain(m.w, c, naive_executor{});
+  for (std::size_t i = 0; i < prompts.size(); ++i) CHECK(plain.generate(greedy(prompts[i], 6))->reused_tokens() == 0);
+}
+
+TEST_CASE("engine: a chat history continued next turn is not recomputed", "[cpu][engine][prefix]") {
+  using M = gf::models::tiny_gemma3;
+  gf::testing::random_model<M> m(13);
+  std::mt19937 rng(8);
+  gf::engine_config c{.max_seq_len = 128, .max_batch = 1, .prefill_chunk = 7, .block_tokens = 4, .prefix_slots = 2};
+  naive_engine<M> eng(m.w, c, naive_executor{});
+  auto history = random_prompt(rng, 11);
+  for (int turn = 0; turn < 3; ++turn) {
+    auto h = eng.generate(greedy(history, 5));
+    const auto& out = h->output_tokens();
+    if (turn > 0) CHECK(h->reused_tokens() >= std::int32_t(history.size()) - 12);  // all but the last partial block(s)
+    // Next turn: the history (prompt + reply) plus the user's new message.
+    history.insert(history.end(), out.begin(), out.end());
+    const auto next = random_prompt(rng, 6);
+    history.insert(history.end(), next.begin() + 1, next.end());
+    // The same conversation recomputed from scratch gives the same reply.
+    naive_engine<M> fresh(m.w, c, naive_executor{});
+    CHECK(fresh.generate(greedy(std::vector<std::int32_t>(history.begin(), history.end() - 5 - std::ptrdiff_t(out.size())), 5))
+              ->output_tokens() == out);
+  }
+}
+
+TEST_CASE("engine: pool exhaustion with 10x more requests than fit: all complete", "[cpu][engine][scheduler]") {
+  using M = gf::models::tiny_gemma1;
+  gf::testing::random_model<M> m(5);
+  // Blocks for exactly one 24-token request at a time; 10 requests.
+  gf::engine_config c{.max_seq_len = 32, .max_batch = 4, .prefill_chunk = 8, .block_tokens = 4, .kv_blocks = 6, .prefix_slots = 0};
+  naive_engine<M> eng(m.w, c, naive_executor{});
+  std::mt19937 rng(9);
+  std::vector<gf::request_handle> hs;
+  for (int i = 0; i < 10; ++i) hs.push_back(eng.submit(greedy(random_prompt(rng, 12), 12)));
+  int steps = 0;
+  while (!eng.idle() && steps < 10000) {
+    eng.step();
+    ++steps;
+    CHECK(eng.stats().running <= 1);
+  }
+  for (auto& h : hs) {
+    CHECK(h->done());
+    CHECK(h->completion_tokens() == 12);
+  }
+  CHECK(eng.pool().free_blocks() == 6);
+}
+
+TEST_CASE("engine: stop conditions, cancellation, and bad requests", "[cpu][engine]") {
+  using M = gf::models::tiny_gemma2;
+  gf::testing::random_model<M> m(3);
+  std::mt19937 rng(1);
+  const auto prompt = random_prompt(rng, 9);
+  gf::engine_config base{.max_seq_len = 32, .max_batch = 2, .prefill_chunk = 4, .block_tokens = 4, .prefix_slots = 0};
+  std::vector<std::int32_t> reference;
+  {
+    naive_engine<M> eng(m.w, base, naive_executor{});
+    reference = eng.generate(greedy(prompt, 8))->output_tokens();
+    REQUIRE(reference.size() == 8);
+  }
+  SECTION("a stop id ends the request with reason stop, the stop token included in the ids") {
+    gf::engine_config c = base;
+    c.stop_ids = {reference[3]};
+    naive_engine<M> eng(m.w, c, naive_executor{});
+    auto h = eng.generate(greedy(prompt, 8));
+    CHECK(h->reason() == gf::finish_reason::stop);
+    const auto first = std::find(reference.begin(), reference.end(), reference[3]) - reference.begin();
+    CHECK(h->completion_tokens() == first + 1);
+    auto r = greedy(prompt, 8);
+    r.stop.ignore_eos = true;
+    CHECK(eng.generate(r)->completion_tokens() == 8);
+  }
+  SECTION("the context end finishes with reason length") {
+    naive_engine<M> eng(m.w, base, naive_executor{});
+    auto h = eng.generate(greedy(random_prompt(rng, 30), 100));
+    CHECK(h->reason() == gf::finish_reason::length);
+    CHECK(h->completion_tokens() == 2);
+  }
+  SECTION("cancel during prefill and while waiting returns every block") {
+    naive_engine<M> eng(m.w, base, naive_executor{});
+    std::vector<gf::request_handle> hs;
+    for (int i = 0; i < 4; ++i) hs.push_back(eng.submit(greedy(random_prompt(rng, 20), 8)));
+    eng.step();  // first request admitted and part-way through its prompt
+    hs[0]->cancel();
+    hs[3]->cancel();  // still waiting
+    eng.run_until_idle();
+    CHECK(hs[0]->reason() == gf::finish_reason::cancelled);
+    CHECK(hs[3]->reason() == gf::finish_reason::cancelled);
+    CHECK(hs[3]->completion_tokens() == 0);
+    CHECK(hs[1]->reason() == gf::finish_reason::length);
+    CHECK(eng.pool().free_blocks() == eng.pool().total_blocks());
+  }
+  SECTION("bad requests get clear errors and the engine keeps serving") {
+    naive_engine<M> eng(m.w, base, naive_executor{});
+    auto err = [&](gf::generation_request r) {
+      try { eng.submit(std::move(r)); } catch (const gf::error& e) { return std::string(e.what()); }
+      return std::string();
+    };
+    CHECK(err(greedy(random_prompt(rng, 32), 4)).find("does not fit the context of 32") != std::string::npos);
+    CHECK(err(greedy({}, 4)).find("empty prompt") != std::string::npos);
+    CHECK(err(greedy({2, 9999}, 4)).find("outside the vocabulary") != std::string::npos);
+    auto bad = greedy(prompt, 4);
+    bad.sampling.top_p = 2.0f;
+    CHECK(err(bad).find("top_p") != std::string::npos);
+    auto text = greedy(prompt, 4);
+    text.decode_text = true;
+    CHECK(err(text).find("no tokenizer") != std::string::npos);
+    CHECK(eng.generate(greedy(prompt, 8))->output_tokens() == reference);
+    eng.shutdown();
+    CHECK(err(greedy(prompt, 4)).find("shut down") != std::string::npos);
+  }
+}
+
+TEST_CASE("engine: threaded worker serves concurrent submitters", "[cpu][engine]") {
+  using M = gf::models::tiny_gemma1;
+  gf::testing::random_model<M> m(21);
+  std::mt19937 rng(4);
+  std::vector<std::vector<std::int32_t>> prompts;
+  for (int i = 0; i < 6; ++i) prompts.push_back(random_prompt(rng, 5 + i));
+  const auto alone = run_alone<M>(m.w, prompts, 6);
+  gf::engine_config c{.max_seq_len = 64, .max_batch = 3, .prefill_chunk = 5, .block_tokens = 4, .prefix_slots = 0, .threaded = true};
+  naive_engine<M> eng(m.w, c, naive_executor{});
+  std::vector<gf::request_handle> hs(prompts.size());
+  std::vector<std::thread> clients;
+  for (std::size_t i = 0; i < prompts.size(); ++i)
+    clients.emplace_back([&, i] { hs[i] = eng.submit(greedy(prompts[i], 6)); hs[i]->wait(); });
+  for (auto& t : clients) t.join();
+  for (std::size_t i = 0; i < prompts.size(); ++i) CHECK(hs[i]->output_tokens() == alone[i]);
+}
