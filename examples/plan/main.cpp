@@ -246,15 +246,16 @@ int run(int argc, char** argv) {
   std::string model, device, max_seq_len, batch = "1", weights = "bf16", kv = "bf16", fraction_text = "0.90",
                                                 prefill = "512", block = "16";
   bool json = false, list = false;
-  app.add_option("--model", model, "model name (see --list)");
-  app.add_option("--device", device, "device name (see --list)");
-  app.add_option("--max-seq-len", max_seq_len, "longest sequence in tokens (default: 8192, or the model's limit)");
-  app.add_option("--batch", batch, "sequences served together (default 1)");
-  app.add_option("--weights", weights, "weight storage: f32 bf16 f16 q8_0 q4_k_m (default bf16)");
-  app.add_option("--kv", kv, "KV cache dtype: bf16 f16 fp8 int8 f32 (default bf16)");
-  app.add_option("--memory-fraction", fraction_text, "fraction of device memory to use, in (0, 1] (default 0.90)");
-  app.add_option("--prefill-chunk", prefill, "prompt tokens per step (default 512)");
-  app.add_option("--block-tokens", block, "tokens per KV block, a power of two (default 16)");
+  // Repeated options: the last one wins, so a script can append an override to a base command.
+  app.add_option("--model", model, "model name (see --list)")->take_last();
+  app.add_option("--device", device, "device name (see --list)")->take_last();
+  app.add_option("--max-seq-len", max_seq_len, "longest sequence in tokens (default: 8192, or the model's limit)")->take_last();
+  app.add_option("--batch", batch, "sequences served together (default 1)")->take_last();
+  app.add_option("--weights", weights, "weight storage: f32 bf16 f16 q8_0 q4_k_m (default bf16)")->take_last();
+  app.add_option("--kv", kv, "KV cache dtype: bf16 f16 fp8 int8 f32 (default bf16)")->take_last();
+  app.add_option("--memory-fraction", fraction_text, "fraction of device memory to use, in (0, 1] (default 0.90)")->take_last();
+  app.add_option("--prefill-chunk", prefill, "prompt tokens per step (default 512)")->take_last();
+  app.add_option("--block-tokens", block, "tokens per KV block, a power of two (default 16)")->take_last();
   app.add_flag("--json", json, "print one JSON object");
   app.add_flag("--list", list, "list models and devices");
   try {
