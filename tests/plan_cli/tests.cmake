@@ -62,3 +62,11 @@ gf_plan_cli_test(block_not_power_of_two 2 "${seed}|--block-tokens|24" STDERR "po
 gf_plan_cli_test(unknown_weights 2 "${seed}|--weights|q3_k" STDERR "unknown weight scheme 'q3_k'")
 gf_plan_cli_test(unknown_kv 2 "${seed}|--kv|fp4" STDERR "unknown KV dtype 'fp4'")
 gf_plan_cli_test(unknown_flag 2 "${seed}|--gpu-memory-utilization|0.95" STDERR "error: ")
+
+# docs/memory-planning.md's numbers and table are generated from this CLI: fail when they are stale.
+find_package(Python3 COMPONENTS Interpreter QUIET)
+if(Python3_FOUND)
+  add_test(NAME plan_cli.docs_up_to_date
+    COMMAND ${Python3_EXECUTABLE} "${PROJECT_SOURCE_DIR}/scripts/plot_memory" --check --bin $<TARGET_FILE:gemmaforge-plan>)
+  set_tests_properties(plan_cli.docs_up_to_date PROPERTIES LABELS "cpu;plan;cli;docs" TIMEOUT 300)
+endif()
