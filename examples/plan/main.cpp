@@ -72,7 +72,7 @@ std::string fraction(std::uint32_t permille) {
 }
 std::string kib(std::uint64_t bytes) { return fmt::format("{:.1f} KiB", double(bytes) / double(gf::KiB)); }
 
-nlohmann::json config_json(const gf::serving_config& c) {
+nlohmann::ordered_json config_json(const gf::serving_config& c) {
   return {{"max_seq_len", c.max_seq_len},
           {"max_batch", c.max_batch},
           {"weights", std::string(gf::to_string(c.weights))},
@@ -83,7 +83,7 @@ nlohmann::json config_json(const gf::serving_config& c) {
           {"block_tokens", c.block_tokens}};
 }
 
-nlohmann::json vllm_json(const gf::vllm_estimate& v) {
+nlohmann::ordered_json vllm_json(const gf::vllm_estimate& v) {
   return {{"total_bytes", v.total_bytes},         {"budget_bytes", v.budget_bytes},
           {"weights_bytes", v.weights_bytes},     {"profile_tokens", v.profile_tokens},
           {"activation_bytes", v.activation_bytes}, {"sampler_bytes", v.sampler_bytes},
@@ -115,7 +115,7 @@ int report(const report_input& in) {
   const auto options = p.fits ? std::vector<gf::plan_option>{} : gf::suggest_options<Model>(d, c);
 
   if (in.json) {
-    nlohmann::json j;
+    nlohmann::ordered_json j;
     j["model"] = std::string(Model::name);
     j["device"] = std::string(d.name);
     j["fits"] = p.fits;
@@ -143,13 +143,13 @@ int report(const report_input& in) {
     j["arena_bytes"] = p.arena_bytes;
     j["headroom_bytes"] = p.headroom_bytes;
     j["config"] = config_json(c);
-    nlohmann::json wj = nlohmann::json::object();
+    nlohmann::ordered_json wj = nlohmann::ordered_json::object();
     for (const gf::workspace_buffer& b : ws.buffers()) wj[std::string(b.name)] = b.bytes;
     j["workspace"] = wj;
     j["vllm_capacity_tokens"] = v.capacity_tokens;
     j["vllm_fits"] = v.fits;
     j["vllm"] = vllm_json(v);
-    nlohmann::json oj = nlohmann::json::array();
+    nlohmann::ordered_json oj = nlohmann::ordered_json::array();
     for (const gf::plan_option& o : options)
       oj.push_back({{"change", o.change},
                     {"config", config_json(o.config)},
@@ -183,8 +183,13 @@ int report(const report_input& in) {
       mib(p.ring_bytes), p.ring_bytes);
   fmt::print("  {:<58} {:>10} MiB {:>15}\n", "= left for the global-layer KV pool", mib(p.pool_bytes_available),
              p.pool_bytes_available);
-  fmt::print("\n  KV per token: {} ({} global layers x K+V, {}{})\n", kib(p.kv_bytes_per_token), p.global_layers,
-             gf::to_string(c.kv), gf::kv_dtype_has_scale(c.kv) ? " + f32 scale per token and head" : "");
+  const char* scale_note = gf::kv_dtype_has_scale(c.kv) ? " + f32 scale per token and head" : "";
+  if (p.global_layers > 0)
+    fmt::print("\n  KV per token: {} ({} global layers x K+V, {}{})\n", kib(p.kv_bytes_per_token), p.global_layers,
+               gf::to_string(c.kv), scale_note);
+  else
+    fmt::print("\n  KV per token: {} in the {} windowed layers ({}{}), held only for the last {} positions\n",
+               kib(p.local_kv_bytes_per_token), p.local_layers, gf::to_string(c.kv), scale_note, Model::window);
   if (p.kv_block_bytes > 0) {
     fmt::print("  capacity: {} blocks x {} tokens = {} tokens; needed {} ({} x {})\n", p.kv_capacity_blocks,
                c.block_tokens, p.kv_capacity_tokens, p.needed_tokens, c.max_batch, c.max_seq_len);
