@@ -168,7 +168,7 @@ def hidden_states(model, ids: list[int]) -> torch.Tensor:
     return torch.stack(rows)
 
 
-def greedy(model, prompt: list[int], n: int) -> tuple[list[int], float]:
+def greedy(model, prompt: list[int], n: int) -> tuple[list[int], list[float]]:
     """HF generate (with its KV cache), checked against argmax over full forward passes."""
     model.generation_config.eos_token_id = None  # never stop early: a random model may emit id 1
     model.generation_config.pad_token_id = PAD
@@ -176,17 +176,17 @@ def greedy(model, prompt: list[int], n: int) -> tuple[list[int], float]:
         out = model.generate(torch.tensor([prompt]), do_sample=False, max_new_tokens=n, min_new_tokens=0,
                              eos_token_id=None, pad_token_id=PAD)
     gen = out[0, len(prompt):].tolist()
-    seq, manual, min_gap = list(prompt), [], float("inf")
+    seq, manual, gaps = list(prompt), [], []
     for _ in range(n):
         row = forward_logits(model, seq)[-1]
         top2 = torch.topk(row, 2).values
-        min_gap = min(min_gap, float(top2[0] - top2[1]))
+        gaps.append(f32(top2[0] - top2[1]))
         nxt = int(torch.argmax(row))
         manual.append(nxt)
         seq.append(nxt)
     if gen != manual:
         raise SystemExit(f"generate() {gen} != manual argmax loop {manual}")
-    return gen, min_gap
+    return gen, gaps
 
 
 def f32(x: float) -> float:
@@ -334,7 +334,7 @@ def make_fixture(key, name, cls, make_config, seed, scales, bf16: bool, out_dir:
     f64_err = float((forward_logits(m64.double(), ids).double() - logits.double()).abs().max())
 
     prompt = ids[:GREEDY_PROMPT]
-    cont, greedy_gap = greedy(model, prompt, GREEDY_NEW)
+    cont, greedy_gaps = greedy(model, prompt, GREEDY_NEW)
     assert cont[0] == int(logits[GREEDY_PROMPT - 1].argmax())
 
     top2 = torch.topk(logits, 2, dim=-1).values
@@ -392,7 +392,8 @@ def make_fixture(key, name, cls, make_config, seed, scales, bf16: bool, out_dir:
         "greedy": {
             "prompt": prompt,
             "continuation": cont,
-            "top2_gap_min": f32(greedy_gap),
+            "top2_gap_min": min(greedy_gaps),
+            "top2_gaps": greedy_gaps,  # per step: top-1 minus top-2 logit
             "stops_at_eos": False,
         },
         "tolerance": {"logits_abs": f32(REL_TOL * (hi - lo)), "rule": f"{REL_TOL} * (logit_max - logit_min)",
