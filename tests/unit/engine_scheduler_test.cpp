@@ -258,3 +258,32 @@ TEST_CASE("engine: threaded worker serves concurrent submitters", "[cpu][engine]
   for (auto& t : clients) t.join();
   for (std::size_t i = 0; i < prompts.size(); ++i) CHECK(hs[i]->output_tokens() == alone[i]);
 }
+
+TEST_CASE("engine: prompt scoring returns every position's logits, independent of chunking", "[cpu][engine][scoring]") {
+  using M = gf::models::tiny_gemma2;
+  gf::testing::random_model<M> m(17);
+  std::mt19937 rng(2);
+  const auto prompt = random_prompt(rng, 27);
+  auto score = [&](int chunk, int logits_rows, int max_tokens) {
+    gf::engine_config c{.max_seq_len = 27 + max_tokens, .max_batch = 1, .prefill_chunk = chunk, .block_tokens = 4,
+                        .prefix_slots = 0, .logits_rows = logits_rows};
+    naive_engine<M> eng(m.w, c, naive_executor{});
+    std::vector<std::vector<float>> rows;
+    auto r = greedy(prompt, max_tokens);
+    r.on_prompt_logits = [&](std::int32_t pos, const float* l) {
+      REQUIRE(pos == std::int32_t(rows.size()));
+      rows.emplace_back(l, l + M::vocab);
+    };
+    auto h = eng.generate(r);
+    return std::make_pair(rows, h->output_tokens());
+  };
+  const auto [a, out_a] = score(27, 27, 0);
+  const auto [b, out_b] = score(5, 4, 0);
+  const auto [c, out_c] = score(8, 8, 3);
+  REQUIRE(a.size() == 27);
+  CHECK(a == b);  // bit-identical whatever the chunking
+  CHECK(a == c);
+  CHECK(out_a.empty());
+  REQUIRE(out_c.size() == 3);
+  CHECK(out_c[0] == std::int32_t(std::max_element(a.back().begin(), a.back().end()) - a.back().begin()));
+}

@@ -114,9 +114,11 @@ class basic_engine {
       if (id < 0 || id >= Model::vocab)
         throw error(errc::invalid_argument, "token id " + std::to_string(id) + " outside the vocabulary of " +
                                                 std::to_string(Model::vocab));
-    if (n >= cfg_.max_seq_len)
+    const bool generates = r.stop.max_tokens > 0;
+    if (n > cfg_.max_seq_len || (generates && n == cfg_.max_seq_len))
       throw error(errc::capacity, "prompt of " + std::to_string(n) + " tokens does not fit the context of " +
-                                      std::to_string(cfg_.max_seq_len) + " tokens (at least one must be left to generate)");
+                                      std::to_string(cfg_.max_seq_len) + " tokens" +
+                                      (generates ? " (at least one must be left to generate)" : ""));
     auto st = std::make_shared<request_state>();
     st->prompt_tokens_ = n;
     st->max_total_ = std::int32_t(std::min<std::int64_t>(std::int64_t(n) + std::max(r.stop.max_tokens, 0), cfg_.max_seq_len));
@@ -317,34 +319,40 @@ class basic_engine {
 
   void build_batch() {
     std::int32_t rows = 0, n = 0, logit_rows = 0;
-    auto add = [&](request_state& r, std::int32_t start, std::int32_t count, bool want_logits) {
+    auto add = [&](request_state& r, std::int32_t start, std::int32_t count, step_sequence::logits want) {
       pool_->ensure_blocks(r.slot_, start + count);
       step_sequence& s = step_seqs_[std::size_t(n)];
       s.slot = r.slot_;
       s.start = start;
       s.n_tokens = count;
       s.first_row = rows;
-      s.want = want_logits ? step_sequence::logits::last : step_sequence::logits::none;
+      s.want = want;
       for (std::int32_t i = 0; i < count; ++i) {
         step_tokens_[std::size_t(rows + i)] = r.tokens_[std::size_t(start + i)];
         step_positions_[std::size_t(rows + i)] = start + i;
       }
       step_requests_[std::size_t(n)] = &r;
       rows += count;
-      logit_rows += want_logits;
+      logit_rows += want == step_sequence::logits::all ? count : want == step_sequence::logits::last ? 1 : 0;
       ++n;
     };
     // Decode rows first: every sequence whose prompt is cached advances by one token.
     for (auto& r : running_)
-      if (r->prefilled_ == r->prompt_tokens_) add(*r, std::int32_t(r->tokens_.size()) - 1, 1, true);
+      if (r->prefilled_ == r->prompt_tokens_) add(*r, std::int32_t(r->tokens_.size()) - 1, 1, step_sequence::logits::last);
     // Then one prefill chunk, for the oldest sequence still reading its prompt. A chunk ends at
-    // the shared-prefix boundary so that position can be cached (see generation_request).
+    // the shared-prefix boundary so that position can be cached (see generation_request), and a
+    // scored prompt (perplexity) is cut to the logits rows left.
     for (auto& r : running_) {
       if (r->prefilled_ == r->prompt_tokens_) continue;
       std::int32_t count = std::min({r->prompt_tokens_ - r->prefilled_, cfg_.prefill_chunk, max_step_tokens_ - rows});
       const std::int32_t boundary = shared_boundary(*r);
       if (r->prefilled_ < boundary && r->prefilled_ + count > boundary) count = boundary - r->prefilled_;
-      add(*r, r->prefilled_, count, r->prefilled_ + count == r->prompt_tokens_);
+      const bool scored = bool(r->req.on_prompt_logits);
+      if (scored) count = std::min(count, cfg_.logits_rows - logit_rows);
+      if (count <= 0) break;
+      const bool last_chunk = r->prefilled_ + count == r->prompt_tokens_;
+      add(*r, r->prefilled_, count,
+          scored ? step_sequence::logits::all : last_chunk ? step_sequence::logits::last : step_sequence::logits::none);
       break;
     }
     batch_.tokens = step_tokens_.data();
@@ -362,15 +370,27 @@ class basic_engine {
       const step_sequence& sq = step_seqs_[std::size_t(s)];
       request_state& r = *step_requests_[std::size_t(s)];
       pool_->set_cached_tokens(r.slot_, sq.start + sq.n_tokens);
-      if (r.prefilled_ < r.prompt_tokens_) {
+      const bool prefilling = r.prefilled_ < r.prompt_tokens_;
+      if (prefilling) {
         r.prefilled_ = sq.start + sq.n_tokens;
         // Cache the shared prefix and the whole prompt as soon as their K/V exist.
         if (r.prefilled_ == shared_boundary(r) || r.prefilled_ == r.prompt_tokens_)
           pool_->register_prefix(r.slot_, r.tokens_.data(), r.prefilled_);
       }
       if (sq.want == step_sequence::logits::none) continue;
+      if (sq.want == step_sequence::logits::all) {
+        for (std::int32_t i = 0; i < sq.n_tokens; ++i)
+          r.req.on_prompt_logits(sq.start + i, logits + std::size_t(row + i) * Model::vocab);
+        row += sq.n_tokens - 1;  // the last row doubles as the sampling row
+        if (r.prefilled_ < r.prompt_tokens_) { ++row; continue; }
+      }
       // The logits buffer row is consumed (penalties modify it in place).
       float* lr = const_cast<float*>(logits) + std::size_t(row++) * Model::vocab;
+      if (prefilling && r.req.stop.max_tokens == 0) {  // scoring only: nothing to generate
+        r.timings_.first_token = now;
+        release_and_finish(r, finish_reason::length);
+        continue;
+      }
       const auto token = sample_token(lr, Model::vocab, r.tokens_.data(), std::int32_t(r.tokens_.size()), r.req.sampling,
                                       r.output_.size(), sampler_scratch{sample_probs_.data(), sample_ids_.data()});
       if (r.output_.empty()) r.timings_.first_token = now;

@@ -57,6 +57,10 @@ struct generation_request {
   // a prefill chunk at its last full KV block and caches it, so later requests skip it.
   std::int32_t shared_prefix = 0;
   token_callback on_token;           // called on the engine thread; keep it short
+  // Prompt scoring (perplexity): when set, the engine computes the logits of every prompt position
+  // and calls this with each row in position order (row = logits predicting position + 1).
+  // max_tokens may be 0: the request then ends after its prompt.
+  std::function<void(std::int32_t position, const float* logits)> on_prompt_logits;
 };
 
 // Shared between the caller and the engine thread. Fields written by the engine are read by the
