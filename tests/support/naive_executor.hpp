@@ -13,6 +13,7 @@
 #include <gemmaforge/core/tensor.hpp>
 #include <gemmaforge/kv/kv_codec.hpp>
 #include <gemmaforge/kv/kv_pool.hpp>
+#include <gemmaforge/model/weights.hpp>
 #include <gemmaforge/runtime/step.hpp>
 
 namespace gemmaforge::testing {
@@ -24,6 +25,10 @@ class naive_executor {
     return reinterpret_cast<std::byte*>(arena_.data());
   }
   copy_fn kv_copy() const { return host_copy; }
+  template <class Model>
+  const model_weights<Model>& prepare_weights(const model_weights<Model>& w) const { return w; }
+  template <class Model, class KvElem>
+  void begin_step(kv_pool<Model, KvElem>&, const step_batch&) {}
   const float* logits_to_host(const float* logits, std::size_t) const { return logits; }
 
   static float weight(const weight_view& w, std::int64_t r, std::int64_t c) {

@@ -79,7 +79,7 @@ class basic_engine {
   // (then requests must use decode_text = false).
   basic_engine(const model_weights<Model>& weights, engine_config cfg, Executor exec,
                std::shared_ptr<const token_text> text = nullptr)
-      : weights_(weights), cfg_(std::move(cfg)), exec_(std::move(exec)), text_(std::move(text)) {
+      : cfg_(std::move(cfg)), exec_(std::move(exec)), weights_(exec_.prepare_weights(weights)), text_(std::move(text)) {
     cfg_.validate();
     if (cfg_.max_seq_len > Model::max_positions)
       throw error(errc::invalid_argument, "max_seq_len " + std::to_string(cfg_.max_seq_len) + " exceeds " +
@@ -474,9 +474,10 @@ class basic_engine {
     r.mark_done();
   }
 
-  const model_weights<Model>& weights_;
   engine_config cfg_;
   Executor exec_;
+  // The executor's view of the weights: the caller's host views on the CPU, device copies on a GPU.
+  const model_weights<Model>& weights_;
   std::shared_ptr<const token_text> text_;
   kv_pool_config pool_cfg_;
   std::unique_ptr<pool_type> pool_;

@@ -59,6 +59,7 @@ void forward(Backend& be, const model_weights<Model>& w, kv_pool<Model, KvElem>&
   constexpr float eps = Model::rms_eps;
   const int T = batch.n_tokens;
 
+  be.begin_step(pool, batch);  // e.g. CUDA uploads the step's ids, positions and block tables
   be.embed(w.embedding, batch.tokens, T, embedding_scale<Model>(opt.embed_scale_dtype), buf.x);
 
   for (int l = 0; l < Model::n_layers; ++l) {
