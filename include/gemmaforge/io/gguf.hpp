@@ -227,7 +227,10 @@ struct gguf_tensor {
 
   std::string shape_string() const {  // "[640, 262144]" (GGUF order, fastest first)
     std::string s = "[";
-    for (std::uint32_t i = 0; i < n_dims; ++i) s += (i ? ", " : "") + std::to_string(dims[i]);
+    for (std::uint32_t i = 0; i < n_dims; ++i) {
+      if (i) s += ", ";
+      s += std::to_string(dims[i]);
+    }
     return s + "]";
   }
 };
@@ -408,6 +411,10 @@ class gguf_file {
   }
 
   // ------------------------------------------------------------------------------ parser
+  // Counts are only bounded by the file size (a 250 MB file "could hold" 30 M strings), so
+  // reserve at most a modest amount up front and let real elements grow the vectors.
+  static std::size_t reserve_hint(std::uint64_t count) { return static_cast<std::size_t>(std::min<std::uint64_t>(count, 1u << 18)); }
+
   // `describe()` names the string for error messages; it is only called on failure, so the hot
   // loop over a 262k-token vocabulary builds no message strings.
   template <class Describe>
@@ -467,11 +474,11 @@ class gguf_file {
                  std::string(to_string(v.elem_type_)) + " elements does not fit in the " +
                  std::to_string(r.remaining()) + " bytes left (corrupt count or truncated file)");
         if (v.elem_type_ == gguf_type::string) {
-          v.strings_.reserve(static_cast<std::size_t>(v.count_));
+          v.strings_.reserve(reserve_hint(v.count_));
           for (std::uint64_t i = 0; i < v.count_; ++i)
             v.strings_.push_back(read_string(r, [&] { return "metadata key '" + key + "': element " + std::to_string(i); }));
         } else if (v.elem_type_ == gguf_type::array) {
-          v.nested_.reserve(static_cast<std::size_t>(v.count_));
+          v.nested_.reserve(reserve_hint(v.count_));
           for (std::uint64_t i = 0; i < v.count_; ++i)
             v.nested_.push_back(read_value(r, gguf_type::array, key + "[" + std::to_string(i) + "]", depth + 1));
         } else {
@@ -521,7 +528,7 @@ class gguf_file {
     if (n_tensors > r.remaining() / 33)
       r.fail("tensor count " + std::to_string(n_tensors) + " is more than the file could hold (corrupt header)");
 
-    entries_.reserve(static_cast<std::size_t>(n_kv));
+    entries_.reserve(reserve_hint(n_kv));
     for (std::uint64_t i = 0; i < n_kv; ++i) {
       const std::string_view key = read_string(r, [&] { return "metadata key #" + std::to_string(i); });
       if (key.empty()) r.fail("metadata key #" + std::to_string(i) + " is empty");
@@ -543,7 +550,7 @@ class gguf_file {
       alignment_ = static_cast<std::uint32_t>(al);
     }
 
-    tensors_.reserve(static_cast<std::size_t>(n_tensors));
+    tensors_.reserve(reserve_hint(n_tensors));
     for (std::uint64_t i = 0; i < n_tensors; ++i) {
       gguf_tensor t;
       t.name = read_string(r, [&] { return "tensor name #" + std::to_string(i); });

@@ -109,7 +109,10 @@ struct source_tensor {
 
   std::string shape_string() const {
     std::string s = "[";
-    for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+    for (std::size_t i = 0; i < shape.size(); ++i) {
+      if (i) s += ", ";
+      s += std::to_string(shape[i]);
+    }
     return s + "]";
   }
 };

@@ -280,7 +280,10 @@ bound_model<Model> bind_model(std::shared_ptr<const model_file> file) {
     bool ok = true;
     if (t->shape != shape) {
       std::string want = "[";
-      for (std::size_t i = 0; i < shape.size(); ++i) want += (i ? ", " : "") + std::to_string(shape[i]);
+      for (std::size_t i = 0; i < shape.size(); ++i) {
+        if (i) want += ", ";
+        want += std::to_string(shape[i]);
+      }
       problems.push_back("tensor " + name + " has shape " + t->shape_string() + ", " + mname + " expects " + want + "]");
       mismatch = true;
       ok = false;

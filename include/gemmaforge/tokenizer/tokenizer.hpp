@@ -32,6 +32,7 @@
 #include <gemmaforge/core/error.hpp>
 #include <gemmaforge/io/gguf.hpp>
 #include <gemmaforge/io/mmap_file.hpp>
+#include <gemmaforge/io/model_file.hpp>
 #include <gemmaforge/io/utf8.hpp>
 #include <gemmaforge/tokenizer/sentencepiece_proto.hpp>
 
@@ -54,6 +55,17 @@ class tokenizer {
   // From a GGUF file's tokenizer.ggml.* metadata. Supports tokenizer.ggml.model "llama"
   // (SentencePiece), which every Gemma GGUF uses; Gemma's model is BPE with byte fallback.
   static tokenizer from_gguf(const gguf_file& g) {
+    gguf_vocabulary v = vocabulary_from_gguf(g);
+    return from_proto(std::move(v.proto), g.name(), v.add_bos, v.bos, v.eos, v.pad);
+  }
+
+  // The SentencePiece model a GGUF vocabulary describes, and the special ids it names.
+  struct gguf_vocabulary {
+    spm::model_proto proto;
+    bool add_bos = true;
+    int bos = -1, eos = -1, pad = -1;
+  };
+  static gguf_vocabulary vocabulary_from_gguf(const gguf_file& g) {
     const std::string& file = g.name();
     auto fail = [&](const std::string& what) -> void { throw error(errc::format, file + ": tokenizer: " + what); };
     const std::string_view kind = g.get_string("tokenizer.ggml.model");
@@ -108,6 +120,18 @@ class tokenizer {
       // converter does the same for Gemma).
       if (p.type == spm::piece_type::byte || p.type == spm::piece_type::control) p.text = std::string(tokens[i]);
       else p.text = replace_all(tokens[i], " ", "\xE2\x96\x81");
+      if (gemma) {
+        // Follow the reference (HF transformers' GGUF Gemma tokenizer) in two points where it
+        // departs from a plain SentencePiece reading of the file:
+        //  - merge priority is the order of the vocabulary (score -id); Gemma GGUF scores are
+        //    not guaranteed to follow it;
+        //  - whitespace-run pieces are ordinary BPE pieces, not user-defined atoms. The two only
+        //    differ on runs of more than 31 spaces (40 spaces: 16 + 24 here and in HF; 31 + 9
+        //    with user-defined atoms, as PyPI sentencepiece on the same vocabulary does).
+        p.score = -float(i);
+        if (p.type == spm::piece_type::user_defined && tokens[i].find_first_not_of(' ') == std::string_view::npos)
+          p.type = spm::piece_type::normal;
+      }
       m.pieces.push_back(std::move(p));
     }
     if (unk < 0) {
@@ -149,7 +173,7 @@ class tokenizer {
     ns.escape_whitespaces = true;
 
     const bool add_bos = g.find_bool("tokenizer.ggml.add_bos_token").value_or(true);
-    return from_proto(std::move(m), file, add_bos, bos, eos, pad);
+    return {std::move(m), add_bos, bos, eos, pad};
   }
 
   // A tokenizer.model file (HF checkpoints ship one).
@@ -371,6 +395,16 @@ class tokenizer {
   bool strip_leading_space_ = false;
   int bos_ = -1, eos_ = -1, pad_ = -1, unk_ = -1;
 };
+
+// The tokenizer that belongs to an opened checkpoint: a GGUF file's embedded vocabulary, or the
+// tokenizer.model in an HF checkpoint's directory.
+inline tokenizer load_tokenizer(const model_file& f) {
+  if (const gguf_file* g = f.gguf()) return tokenizer::from_gguf(*g);
+#if GF_IO_HAVE_SAFETENSORS
+  if (const safetensors_checkpoint* st = f.safetensors()) return tokenizer::load(st->dir());
+#endif
+  throw error(errc::invalid_argument, f.path() + ": no tokenizer source");
+}
 
 }  // namespace gemmaforge
 
