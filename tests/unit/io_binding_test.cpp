@@ -242,6 +242,7 @@ TEST_CASE("identify: same-shaped fine-tunes are told apart by name", "[cpu][io]"
 TEST_CASE("binding: the real Gemma 3 270M GGUF", "[io][model]") {
   auto file = gf::model_file::open(gf_test::model_path());
   CHECK(gf::identify_model(*file) == "gemma-3-270m");
+  CHECK(gf::identify_model(gf_test::model_path()) == "gemma-3-270m");
   CHECK(file->facts().summary() == "gemma3: 18 layers, hidden 640, ffn 2048, 4 heads / 1 KV heads of 256, vocab 262144");
   const auto m = gf::bind_model<gemma_3_270m>(file);
   check_views(m);

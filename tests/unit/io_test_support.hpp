@@ -166,7 +166,7 @@ class gguf_builder {
       if (offsets[i] > (std::uint64_t(1) << 30)) continue;  // an absurd offset under test: no data
       const std::size_t at = data_start + offsets[i];
       if (b.size() < at + t.data.size()) b.resize(at + t.data.size(), std::byte{0});
-      std::memcpy(b.data() + at, t.data.data(), t.data.size());
+      if (!t.data.empty()) std::memcpy(b.data() + at, t.data.data(), t.data.size());
     }
     return b;
   }

@@ -169,6 +169,12 @@ std::string_view identify_model(const model_file& file) {
   return matches.front();
 }
 
+// Same, opening the file (a GGUF file or an HF checkpoint directory) first.
+template <class List = all_models>
+std::string_view identify_model(const std::filesystem::path& path) {
+  return identify_model<List>(*model_file::open(path));  // names are static: the view outlives the file
+}
+
 // ---------------------------------------------------------------------------------- binding
 struct bound_tensor {
   std::string name;   // as the file spells it
