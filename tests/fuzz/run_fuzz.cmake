@@ -1,0 +1,50 @@
+# cmake -P script run by the fuzz_<target> tests (see tests.cmake): build the target with clang
+# when needed, then fuzz it for SECONDS from the seed corpus. Fails on any finding.
+foreach(v CXX SOURCE INCLUDE_DIR SEEDS WORK_DIR SECONDS)
+  if(NOT DEFINED ${v})
+    message(FATAL_ERROR "run_fuzz.cmake: -D${v}= is required")
+  endif()
+endforeach()
+get_filename_component(name "${SOURCE}" NAME_WE)
+set(bin "${WORK_DIR}/${name}")
+file(MAKE_DIRECTORY "${WORK_DIR}")
+
+# Rebuild when the binary is missing or older than the target or any io/tokenizer/core/model header.
+set(rebuild OFF)
+if(NOT EXISTS "${bin}")
+  set(rebuild ON)
+else()
+  file(GLOB_RECURSE deps "${INCLUDE_DIR}/gemmaforge/*.hpp")
+  foreach(d IN LISTS deps SOURCE)
+    if("${d}" IS_NEWER_THAN "${bin}")
+      set(rebuild ON)
+      break()
+    endif()
+  endforeach()
+endif()
+if(rebuild)
+  message(STATUS "building ${name} with ${CXX}")
+  separate_arguments(lib_args UNIX_COMMAND "${LIBS}")
+  execute_process(
+    COMMAND "${CXX}" -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+            -I "${INCLUDE_DIR}" "${SOURCE}" -o "${bin}" ${lib_args}
+    RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "building ${name} failed (${rc})")
+  endif()
+endif()
+
+# libFuzzer adds what it finds to the first corpus directory: a scratch copy, never the seeds.
+set(corpus "${WORK_DIR}/corpus")
+file(MAKE_DIRECTORY "${corpus}")
+execute_process(
+  COMMAND "${bin}" "${corpus}" "${SEEDS}" -max_total_time=${SECONDS} -timeout=20 -rss_limit_mb=2560
+          -max_len=65536 -print_final_stats=1 -artifact_prefix=${WORK_DIR}/
+  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
+string(REGEX MATCH "stat::number_of_executed_units: *[0-9]+" runs "${out}")
+string(REGEX MATCH "cov: [0-9]+" cov "${out}")
+if(NOT rc EQUAL 0)
+  message("${out}")
+  message(FATAL_ERROR "${name}: libFuzzer reported a failure (exit ${rc}); the input is saved under ${WORK_DIR}/")
+endif()
+message(STATUS "${name}: ${runs}, ${cov}, no crashes in ${SECONDS} s")
