@@ -28,6 +28,8 @@ class naive_executor {
   template <class Model>
   const model_weights<Model>& prepare_weights(const model_weights<Model>& w) const { return w; }
   template <class Model, class KvElem>
+  void reserve(int, int) {}
+  template <class Model, class KvElem>
   void begin_step(kv_pool<Model, KvElem>&, const step_batch&) {}
   const float* logits_to_host(const float* logits, std::size_t) const { return logits; }
 

