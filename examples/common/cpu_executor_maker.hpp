@@ -1,0 +1,19 @@
+#pragma once
+// How the programs build a CPU executor from their options.
+#include <gemmaforge/backend/cpu/executor.hpp>
+
+#include "program_engine.hpp"
+
+namespace gemmaforge::programs::detail {
+
+template <class Model>
+struct cpu_executor_maker {
+  static cpu::cpu_executor make(const engine_options& o) {
+    cpu::executor_options e;
+    e.threads = o.threads;
+    e.precision = o.exact_matmul ? cpu::matmul_precision::exact : cpu::matmul_precision::int8_activations;
+    return cpu::cpu_executor(e);
+  }
+};
+
+}  // namespace gemmaforge::programs::detail

@@ -1,0 +1,18 @@
+// Engine instantiations for the gemma3 descriptors on the CPU backend (one translation unit per
+// family keeps each compile bounded and lets them build in parallel).
+#include <gemmaforge/backend/cpu/executor.hpp>
+#include <gemmaforge/model/gemma3.hpp>
+
+#include "cpu_executor_maker.hpp"
+#include "engine_factory.hpp"
+
+namespace gemmaforge::programs::detail {
+
+std::unique_ptr<program_engine> make_gemma3_engine(std::shared_ptr<const model_file> file, std::string_view name,
+                                                   std::shared_ptr<const tokenizer> tok, const engine_options& o,
+                                                   std::chrono::steady_clock::time_point t0) {
+  using list = type_list<models::gemma_3_270m, models::gemma_3_1b, models::gemma_3_4b, models::gemma_3_12b, models::gemma_3_27b>;
+  return make_engine_from<list, cpu_executor_maker>(std::move(file), name, std::move(tok), o, t0);
+}
+
+}  // namespace gemmaforge::programs::detail
