@@ -143,7 +143,7 @@ TEST_CASE("golden: real Gemma 3 270M Q4_K_M matches HF transformers on the same 
       const float* row = r.logits.data() + std::size_t(pos) * M::vocab;
       const auto ids = p.topk_ids_at(pos);
       const auto vals = p.topk_logits_at(pos);
-      const double range = double(p.max_logit[std::size_t(pos)]) - double(p.min_logit[std::size_t(pos)]);
+      const double range = double(p.max[std::size_t(pos)]) - double(p.min[std::size_t(pos)]);
       for (std::size_t i = 0; i < ids.size(); ++i) {
         const double d = std::fabs(double(row[ids[i]]) - double(vals[i]));
         worst_abs = std::max(worst_abs, d);
