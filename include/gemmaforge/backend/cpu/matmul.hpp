@@ -18,7 +18,7 @@
 // not depend on n_rows_x, the row's place in the batch, the thread count, or the ISA: scalar,
 // AVX2 and AVX-512 give the same bits (tested), so results are batch invariant.
 //
-// Threads: the pool's threads take contiguous row ranges. Nothing is allocated per call when
+// Threads: the pool's threads take contiguous row ranges (parts claimed dynamically). Nothing is allocated per call when
 // options.scratch is given (matmul_scratch_bytes); without it the int8 path uses a per-calling-
 // thread buffer that only grows. Activations quantized once can be shared by several matmuls
 // with the same input (q/k/v, gate/up): quantize_activations() + options.act_q.
@@ -193,11 +193,13 @@ inline void matmul(thread_pool& pool, const weight_view& W, const float* x, int 
     }
   }
   const detail::rows_fn fn = detail::select_rows_fn(isa, W.format, int8, n_rows_x < 4, k.cols);
-  // Rows are handed out in units of 16 (a multiple of every tile height) so that each thread
-  // streams one contiguous slice of the matrix.
+  // Rows go out in units of 16 (a multiple of every tile height), ~8 contiguous parts per thread:
+  // each part streams one slice of the matrix, and a thread that is descheduled on a busy
+  // machine leaves its remaining parts to the others.
   constexpr std::int64_t unit = 16;
   const std::int64_t units = (W.rows + unit - 1) / unit;
-  pool.parallel_for(units, [&](std::int64_t b, std::int64_t e) { fn(k, b * unit, std::min(e * unit, W.rows)); });
+  const std::int64_t grain = std::max<std::int64_t>(1, units / (8 * pool.size()));
+  pool.parallel_for(units, grain, [&](std::int64_t b, std::int64_t e) { fn(k, b * unit, std::min(e * unit, W.rows)); });
 }
 
 }  // namespace gemmaforge::cpu

@@ -104,7 +104,9 @@ struct int8_k {
       using blk = std::conditional_t<F == tensor_format::q8_0, block_q8_0, block_q5_0>;
       const blk* wr[NR];
       for (int r = 0; r < NR; ++r) wr[r] = reinterpret_cast<const blk*>(k.wrow(r0 + r));
+      tile_prefetch pf(k, r0, NR, nb, t0 == 0);
       for (int b = 0; b < nb; ++b) {
+        pf.step();
         __m256i wq[NR];
         __m256 ws[NR];
         for (int r = 0; r < NR; ++r) {
@@ -130,7 +132,9 @@ struct int8_k {
       using blk = std::conditional_t<F == tensor_format::q4_k, block_q4_k, block_q6_k>;
       const blk* wr[NR];
       for (int r = 0; r < NR; ++r) wr[r] = reinterpret_cast<const blk*>(k.wrow(r0 + r));
+      tile_prefetch pf(k, r0, NR, nb / 8, t0 == 0);
       for (int B = 0; B < nb / 8; ++B) {
+        pf.step();
         __m256 s0[NR], s1[NR];  // q4_k: d*sc, dmin*m; q6_k: d*sc[0..7], d*sc[8..15]
         for (int r = 0; r < NR; ++r) {
           if constexpr (F == tensor_format::q4_k) q4_k_scales(wr[r] + B, s0[r], s1[r]);
@@ -258,7 +262,9 @@ struct exact_k {
       for (int t = 0; t < NT; ++t) acc[r][t][0] = acc[r][t][1] = _mm256_setzero_ps();
     alignas(32) float buf[plain ? 1 : NR][plain ? 8 : 256];
     constexpr int be = int(block_elems(F)), bb = int(block_bytes(F));
+    tile_prefetch pf(k, r0, NR, (k.cols + 255) / 256, t0 == 0);
     for (int c0 = 0; c0 < k.cols; c0 += 256) {
+      pf.step();
       const int n = k.cols - c0 < 256 ? k.cols - c0 : 256;
       if constexpr (!plain)
         for (int r = 0; r < NR; ++r) dequant<F>(wr[r] + std::size_t(c0 / be) * bb, buf[r], n);

@@ -124,8 +124,10 @@ struct int8_b32 {  // q8_0, q5_0
     for (int r = 0; r < NR; ++r)
       for (int t = 0; t < NT; ++t) acc[r][t] = _mm512_setzero_ps();
     const __m512i flip = _mm512_set1_epi8(char(0x80));
+    tile_prefetch pf(k, r0, NR, nb / 2, t0 == 0);
     int p = 0;
     for (; 2 * p + 1 < nb; ++p) {
+      pf.step();
       __m512i wq[NR];
       __m512 ws[NR];
       for (int r = 0; r < NR; ++r) {
@@ -182,7 +184,9 @@ struct int8_q4_k {
     __m256 macc[NR][NT];
     for (int r = 0; r < NR; ++r)
       for (int t = 0; t < NT; ++t) { acc[r][t] = _mm512_setzero_ps(); macc[r][t] = _mm256_setzero_ps(); }
+    tile_prefetch pf(k, r0, NR, nB, t0 == 0);
     for (int B = 0; B < nB; ++B) {
+      pf.step();
       __m512 sc[NR];
       for (int r = 0; r < NR; ++r) sc[r] = q4_k_scales(wr[r] + B);
       for (int t = 0; t < NT; ++t) {
@@ -220,7 +224,9 @@ struct int8_q6_k {
     __m512 acc[NR][NT];
     for (int r = 0; r < NR; ++r)
       for (int t = 0; t < NT; ++t) acc[r][t] = _mm512_setzero_ps();
+    tile_prefetch pf(k, r0, NR, nB, t0 == 0);
     for (int B = 0; B < nB; ++B) {
+      pf.step();
       __m512 sc[NR];
       for (int r = 0; r < NR; ++r) sc[r] = q6_k_scales(wr[r] + B);
       for (int n = 0; n < 2; ++n) {
@@ -321,7 +327,9 @@ struct exact_k {
     for (int r = 0; r < NR; ++r)
       for (int t = 0; t < NT; ++t) acc[r][t] = _mm512_setzero_ps();
     if constexpr (plain) {
+      tile_prefetch pf(k, r0, NR, k.cols / 16, t0 == 0);
       for (int c = 0; c < k.cols; c += 16) {
+        pf.step();
         __m512 xv[NT];
         for (int t = 0; t < NT; ++t) xv[t] = _mm512_loadu_ps(xt[t] + c);
         for (int r = 0; r < NR; ++r) {
@@ -332,7 +340,9 @@ struct exact_k {
     } else {
       alignas(64) float buf[NR][256];
       constexpr int be = int(block_elems(F)), bb = int(block_bytes(F));
+      tile_prefetch pf(k, r0, NR, (k.cols + 255) / 256, t0 == 0);
       for (int c0 = 0; c0 < k.cols; c0 += 256) {
+        pf.step();
         const int n = k.cols - c0 < 256 ? k.cols - c0 : 256;
         for (int r = 0; r < NR; ++r) dequant<F>(wr[r] + std::size_t(c0 / be) * bb, buf[r], n);
         for (int c = 0; c < n; c += 16) {
