@@ -11,7 +11,8 @@
 // element the same way whichever thread runs it.
 // A call allocates nothing: the task is a (function pointer, context pointer) pair pointing at
 // the caller's stack. Idle workers spin for spin_us after the last task (decode issues a few
-// hundred tasks per token, microseconds apart), then sleep on a futex (std::atomic::wait).
+// hundred tasks per token, microseconds apart), then sleep on a futex. A job wakes sleepers only
+// when some are asleep, so a busy decode loop makes no system calls.
 // Tasks must not throw and must not call back into the same pool; one caller at a time.
 #include <algorithm>
 #include <atomic>
@@ -24,6 +25,16 @@
 #include <gemmaforge/backend/cpu/x86_intrin.hpp>
 #include <gemmaforge/core/macros.hpp>
 
+#if defined(__linux__)
+#include <climits>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#else
+#include <condition_variable>
+#include <mutex>
+#endif
+
 namespace gemmaforge::cpu {
 
 namespace detail {
@@ -32,6 +43,32 @@ inline void cpu_relax() {
   _mm_pause();
 #endif
 }
+
+// Sleep while *word == expected / wake all sleepers of word.
+class futex_word {
+ public:
+  std::atomic<std::uint32_t> value{0};
+#if defined(__linux__)
+  void wait(std::uint32_t expected) {
+    syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&value), FUTEX_WAIT_PRIVATE, expected, nullptr, nullptr, 0);
+  }
+  void wake_all() {
+    syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&value), FUTEX_WAKE_PRIVATE, INT_MAX, nullptr, nullptr, 0);
+  }
+#else
+  void wait(std::uint32_t expected) {
+    std::unique_lock<std::mutex> lock(m_);
+    cv_.wait(lock, [&] { return value.load() != expected; });
+  }
+  void wake_all() {
+    { std::lock_guard<std::mutex> lock(m_); }
+    cv_.notify_all();
+  }
+ private:
+  std::mutex m_;
+  std::condition_variable cv_;
+#endif
+};
 }  // namespace detail
 
 class thread_pool {
@@ -39,14 +76,16 @@ class thread_pool {
   explicit thread_pool(int n_threads = 1, int spin_us = 100)
       : n_threads_(std::max(1, n_threads)), spin_us_(spin_us) {
     workers_.reserve(std::size_t(n_threads_ - 1));
-    for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this] { worker_loop(); });
+    // Workers start from generation 0 as constructed, not from what they read once running: a
+    // pool destroyed before a worker got scheduled must still be seen as a change.
+    for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this] { worker_loop(0); });
   }
   thread_pool(const thread_pool&) = delete;
   thread_pool& operator=(const thread_pool&) = delete;
   ~thread_pool() {
     stop_.store(true, std::memory_order_relaxed);
-    generation_.fetch_add(1, std::memory_order_release);
-    generation_.notify_all();
+    generation_.value.fetch_add(1, std::memory_order_seq_cst);
+    generation_.wake_all();
     for (auto& t : workers_) t.join();
   }
 
@@ -66,10 +105,12 @@ class thread_pool {
     fn_ = [](void* ctx, int i, int n) { (*static_cast<Fn*>(ctx))(i, n); };
     ctx_ = const_cast<void*>(static_cast<const void*>(&f));
     done_.store(0, std::memory_order_relaxed);
-    const std::uint32_t g = (generation_.load(std::memory_order_relaxed) + 1) & gen_mask;
+    const std::uint32_t g = (generation_.value.load(std::memory_order_relaxed) + 1) & gen_mask;
     work_.store(pack(g, std::uint32_t(n_parts), 0), std::memory_order_release);
-    generation_.store(g, std::memory_order_release);
-    generation_.notify_all();
+    // seq_cst store then load pairs with the sleeper's increment then futex check: either we see
+    // the sleeper and wake it, or its FUTEX_WAIT sees the new generation and returns at once.
+    generation_.value.store(g, std::memory_order_seq_cst);
+    if (sleepers_.load(std::memory_order_seq_cst) > 0) generation_.wake_all();
     work_on(g);
     // Wait for parts other threads claimed: spin briefly, then yield the core (on an
     // oversubscribed machine the worker may need this very core to finish).
@@ -126,16 +167,18 @@ class thread_pool {
     }
   }
 
-  void worker_loop() {
-    std::uint32_t seen = generation_.load(std::memory_order_acquire);
+  void worker_loop(std::uint32_t seen) {
     for (;;) {
       const auto t0 = std::chrono::steady_clock::now();
-      std::uint32_t g = generation_.load(std::memory_order_acquire);
+      std::uint32_t g = generation_.value.load(std::memory_order_acquire);
       for (int k = 0; g == seen; ++k) {
         detail::cpu_relax();
-        if ((k & 63) == 63 && std::chrono::steady_clock::now() - t0 > std::chrono::microseconds(spin_us_))
-          generation_.wait(seen, std::memory_order_acquire);
-        g = generation_.load(std::memory_order_acquire);
+        if ((k & 63) == 63 && std::chrono::steady_clock::now() - t0 > std::chrono::microseconds(spin_us_)) {
+          sleepers_.fetch_add(1, std::memory_order_seq_cst);
+          generation_.wait(seen);
+          sleepers_.fetch_sub(1, std::memory_order_relaxed);
+        }
+        g = generation_.value.load(std::memory_order_acquire);
       }
       seen = g;
       if (stop_.load(std::memory_order_relaxed)) return;
@@ -148,7 +191,8 @@ class thread_pool {
   std::vector<std::thread> workers_;
   void (*fn_)(void*, int, int) = nullptr;
   void* ctx_ = nullptr;
-  alignas(64) std::atomic<std::uint32_t> generation_{0};
+  alignas(64) detail::futex_word generation_;
+  alignas(64) std::atomic<int> sleepers_{0};
   alignas(64) std::atomic<std::uint64_t> work_{0};  // pack(generation, parts, next part)
   alignas(64) std::atomic<int> done_{0};
   std::atomic<bool> stop_{false};
