@@ -140,10 +140,13 @@ void check_shape(const scenario& sc) {
   for (auto isa : gf_test::available_isas()) {
     INFO("isa " << cpu::to_string(isa));
     const auto a = run_sequence<Shape, KvElem>(p2, isa, sc, one_chunk, q, k, v);
-    const auto b = run_sequence<Shape, KvElem>(p2, isa, sc, decode, q, k, v);
-    const auto c = run_sequence<Shape, KvElem>(p3, isa, sc, uneven, q, k, v);
-    const auto d = run_sequence<Shape, KvElem>(p1, isa, sc, decode, q, k, v);
     if (first.empty()) first = a;
+    // The scalar kernel (slow: software fmaf) runs one schedule; the SIMD ISAs run all four and
+    // are compared with it bit for bit, so every schedule is tied to the canonical bits.
+    const bool all = isa != cpu::cpu_isa::scalar || gf_test::available_isas().size() == 1;
+    const auto b = all ? run_sequence<Shape, KvElem>(p2, isa, sc, decode, q, k, v) : a;
+    const auto c = all ? run_sequence<Shape, KvElem>(p3, isa, sc, uneven, q, k, v) : a;
+    const auto d = all ? run_sequence<Shape, KvElem>(p1, isa, sc, decode, q, k, v) : a;
     std::size_t diff_decode = 0, diff_uneven = 0, diff_threads = 0, diff_isa = 0, out_of_tol = 0;
     double max_err = 0;
     for (std::size_t i = 0; i < a.size(); ++i) {

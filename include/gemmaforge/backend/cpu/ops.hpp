@@ -150,9 +150,9 @@ GF_AVX512_FN std::int64_t argmax_avx512(const float* x, std::int64_t n) {
   __m512i best_i = _mm512_setzero_si512();
   __m512i idx = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   const __m512i step = _mm512_set1_epi32(16);
-  std::int64_t i = 0;
+  const std::int64_t nv = n & ~std::int64_t(15);
   // Lane-wise strict '>' keeps each lane's first maximum; NaN compares false and is skipped.
-  for (; i + 16 <= n && i + 16 <= std::int64_t(std::numeric_limits<std::int32_t>::max()); i += 16) {
+  for (std::int64_t i = 0; i < nv; i += 16) {  // n < 2^31 (32-bit lane indices): the caller checks
     const __m512 v = _mm512_loadu_ps(x + i);
     const __mmask16 gt = _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ);
     best = _mm512_mask_mov_ps(best, gt, v);
@@ -167,8 +167,8 @@ GF_AVX512_FN std::int64_t argmax_avx512(const float* x, std::int64_t n) {
   std::int64_t at = 0;
   for (int l = 0; l < 16; ++l)
     if (bv[l] > m || (bv[l] == m && bi[l] < at)) { m = bv[l]; at = bi[l]; }
-  for (; i < n; ++i)
-    if (x[i] > m) { m = x[i]; at = i; }
+  for (std::int64_t k = nv; k < n; ++k)
+    if (x[k] > m) { m = x[k]; at = k; }
   return at;
 }
 #endif
@@ -272,7 +272,7 @@ inline void embed(thread_pool& pool, const weight_view& E, const std::int32_t* i
 inline std::int64_t argmax(const float* x, std::int64_t n, cpu_isa isa = default_cpu_isa()) {
   isa = clamp_cpu_isa(isa);
 #if GF_X86
-  if (isa == cpu_isa::avx512) return detail::argmax_avx512(x, n);
+  if (isa == cpu_isa::avx512 && n < (std::int64_t(1) << 31)) return detail::argmax_avx512(x, n);
 #endif
   (void)isa;
   float m = -INFINITY;
