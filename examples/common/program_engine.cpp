@@ -24,8 +24,8 @@ std::vector<std::int32_t> program_engine::encode(std::string_view text, bool add
   return {ids.begin(), ids.end()};
 }
 
-std::vector<std::int32_t> program_engine::chat_prompt(std::span<const chat_message> messages) const {
-  const auto ids = render_chat_ids(tok(), info_.chat, messages);
+std::vector<std::int32_t> program_engine::chat_prompt(std::span<const chat_message> messages, const chat_options& o) const {
+  const auto ids = render_chat_ids(tok(), info_.chat, messages, o);
   return {ids.begin(), ids.end()};
 }
 

@@ -63,7 +63,7 @@ class program_engine {
   const std::vector<std::int32_t>& stop_ids() const { return stop_ids_; }
 
   std::vector<std::int32_t> encode(std::string_view text, bool add_bos) const;
-  std::vector<std::int32_t> chat_prompt(std::span<const chat_message> messages) const;
+  std::vector<std::int32_t> chat_prompt(std::span<const chat_message> messages, const chat_options& o = {}) const;
   std::string decode(std::span<const std::int32_t> ids) const;
 
   virtual request_handle submit(generation_request r) = 0;
