@@ -13,6 +13,9 @@ namespace gemmaforge::cuda {
 
 namespace detail {
 
+// A template (with nothing to vary) so that the header-only kernel has vague linkage: every
+// translation unit may instantiate it without multiple-definition errors at link time.
+template <int = 0>
 __global__ void add_kernel(float* __restrict__ x, const float* __restrict__ y, std::int64_t n) {
   const std::int64_t n4 = n / 4;
   const std::int64_t stride = std::int64_t(gridDim.x) * blockDim.x;
@@ -29,6 +32,7 @@ __global__ void add_kernel(float* __restrict__ x, const float* __restrict__ y, s
     x[i] = __fadd_rn(x[i], y[i]);
 }
 
+template <int = 0>
 __global__ void gather_rows_kernel(const float* __restrict__ src, const std::int32_t* __restrict__ rows, int cols,
                                    float* __restrict__ dst) {
   const std::int64_t r = blockIdx.x;
@@ -43,7 +47,7 @@ __global__ void gather_rows_kernel(const float* __restrict__ src, const std::int
 inline status launch_add(float* x, const float* y, std::int64_t n, cudaStream_t stream) noexcept {
   if (x == nullptr || y == nullptr || n < 0) return status::invalid_argument;
   if (n == 0) return status::ok;
-  detail::add_kernel<<<detail::elementwise_blocks(n), 256, 0, stream>>>(x, y, n);
+  detail::add_kernel<><<<detail::elementwise_blocks(n), 256, 0, stream>>>(x, y, n);
   return detail::launch_status();
 }
 
@@ -52,7 +56,7 @@ inline status launch_gather_rows(const float* src, const std::int32_t* rows, int
                                  cudaStream_t stream) noexcept {
   if (src == nullptr || rows == nullptr || dst == nullptr || n < 0 || cols <= 0) return status::invalid_argument;
   if (n == 0) return status::ok;
-  detail::gather_rows_kernel<<<unsigned(n), 256, 0, stream>>>(src, rows, cols, dst);
+  detail::gather_rows_kernel<><<<unsigned(n), 256, 0, stream>>>(src, rows, cols, dst);
   return detail::launch_status();
 }
 

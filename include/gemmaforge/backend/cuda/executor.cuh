@@ -115,6 +115,7 @@ namespace detail {
 // The pool's ring snapshots (prefix cache) are device-to-device copies. kv_copy is a plain function
 // pointer without a stream, so it synchronizes: it runs between steps (admission, registration).
 inline void device_copy(void* dst, const void* src, std::size_t bytes) {
+  GF_CHECK_CUDA(cudaDeviceSynchronize());  // the executor's stream is non-blocking: order explicitly
   GF_CHECK_CUDA(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToDevice));
   GF_CHECK_CUDA(cudaDeviceSynchronize());
 }
@@ -349,6 +350,7 @@ class cuda_executor {
   void matmul(const weight_view& w, const float* x, int T, float* y) {
     state& s = *s_;
     if (s.replaying()) return;
+    if (T <= 0) return;
     if (x == y) throw error(errc::invalid_argument, "cuda matmul: output aliases input");
     // cuBLASLt (opt-in) takes the prefill rows only; decode rows keep the canonical kernels.
     int canonical_rows = T;

@@ -14,6 +14,9 @@ namespace gemmaforge::cuda {
 
 namespace detail {
 
+// A template (with nothing to vary) so that the header-only kernel has vague linkage: every
+// translation unit may instantiate it without multiple-definition errors at link time.
+template <int = 0>
 __global__ void geglu_kernel(float* __restrict__ gate, const float* __restrict__ up, std::int64_t n) {
   const std::int64_t n4 = n / 4;
   const std::int64_t stride = std::int64_t(gridDim.x) * blockDim.x;
@@ -42,7 +45,7 @@ inline unsigned elementwise_blocks(std::int64_t n) {
 inline status launch_geglu(float* gate, const float* up, std::int64_t n, cudaStream_t stream) noexcept {
   if (gate == nullptr || up == nullptr || n < 0) return status::invalid_argument;
   if (n == 0) return status::ok;
-  detail::geglu_kernel<<<detail::elementwise_blocks(n), 256, 0, stream>>>(gate, up, n);
+  detail::geglu_kernel<><<<detail::elementwise_blocks(n), 256, 0, stream>>>(gate, up, n);
   return detail::launch_status();
 }
 

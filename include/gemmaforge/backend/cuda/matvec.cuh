@@ -232,6 +232,9 @@ __global__ void __launch_bounds__(P::threads)
 
 // One warp per 32-value block: math::quantize_act_block, bit for bit (max is order-free, the scale
 // is one IEEE division, rintf rounds half to even like cvtps2dq).
+// A template (with nothing to vary) so that the header-only kernel has vague linkage: every
+// translation unit may instantiate it without multiple-definition errors at link time.
+template <int = 0>
 __global__ void quantize_act_kernel(const float* __restrict__ x, int T, int cols, std::int8_t* __restrict__ q,
                                     float* __restrict__ dx, std::int32_t* __restrict__ xs) {
   const int nb = cols / 32;
@@ -330,7 +333,7 @@ inline status launch_quantize_activations(const float* x, int T, int cols, const
   if (x == nullptr || T <= 0 || cols <= 0 || cols % 32 != 0) return status::invalid_argument;
   constexpr int warps = 8;
   const std::int64_t blocks = std::int64_t(T) * (cols / 32);
-  detail::quantize_act_kernel<<<unsigned(detail::ceil_div64(blocks, warps)), warps * warp_size, 0, stream>>>(
+  detail::quantize_act_kernel<><<<unsigned(detail::ceil_div64(blocks, warps)), warps * warp_size, 0, stream>>>(
       x, T, cols, act.q, act.dx, act.xs);
   return detail::launch_status();
 }

@@ -30,6 +30,9 @@ inline std::vector<float> rope_inv_freq_table(int head_dim, double theta, float 
 
 namespace detail {
 
+// A template (with nothing to vary) so that the header-only kernel has vague linkage: every
+// translation unit may instantiate it without multiple-definition errors at link time.
+template <int = 0>
 __global__ void rope_kernel(float* __restrict__ x, const std::int32_t* __restrict__ positions, int heads, int head_dim,
                             const float* __restrict__ inv_freq) {
   const std::int64_t t = blockIdx.x;
@@ -58,7 +61,7 @@ inline status launch_rope(float* x, const std::int32_t* positions, int T, int he
     return status::invalid_argument;
   if (T == 0) return status::ok;
   const int threads = head_dim / 2 < 128 ? (head_dim / 2 + 31) / 32 * 32 : 128;
-  detail::rope_kernel<<<unsigned(T), unsigned(threads), 0, stream>>>(x, positions, heads, head_dim, inv_freq);
+  detail::rope_kernel<><<<unsigned(T), unsigned(threads), 0, stream>>>(x, positions, heads, head_dim, inv_freq);
   return detail::launch_status();
 }
 

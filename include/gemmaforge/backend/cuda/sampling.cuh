@@ -200,6 +200,9 @@ __device__ std::int32_t find_in_order(const float* w, int n, Pred pred, std::uin
   return r;
 }
 
+// A template (with nothing to vary) so that the header-only kernel has vague linkage: every
+// translation unit may instantiate it without multiple-definition errors at link time.
+template <int = 0>
 __global__ void __launch_bounds__(sample_threads)
     sample_kernel(float* __restrict__ logits, int vocab, const device_sampling_params* __restrict__ params,
                   const std::int32_t* __restrict__ history, float* __restrict__ weights, std::int32_t* __restrict__ out) {
@@ -359,7 +362,7 @@ inline status launch_sample(float* logits, int rows, int vocab, const device_sam
   if (logits == nullptr || params == nullptr || weights == nullptr || out == nullptr || rows < 0 || vocab <= 0)
     return status::invalid_argument;
   if (rows == 0) return status::ok;
-  detail::sample_kernel<<<unsigned(rows), detail::sample_threads, 0, stream>>>(logits, vocab, params, history, weights, out);
+  detail::sample_kernel<><<<unsigned(rows), detail::sample_threads, 0, stream>>>(logits, vocab, params, history, weights, out);
   return detail::launch_status();
 }
 

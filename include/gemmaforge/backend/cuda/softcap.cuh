@@ -15,6 +15,9 @@ namespace gemmaforge::cuda {
 
 namespace detail {
 
+// A template (with nothing to vary) so that the header-only kernel has vague linkage: every
+// translation unit may instantiate it without multiple-definition errors at link time.
+template <int = 0>
 __global__ void softcap_kernel(float* __restrict__ x, std::int64_t n, float cap) {
   const std::int64_t stride = std::int64_t(gridDim.x) * blockDim.x;
   for (std::int64_t i = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride)
@@ -26,7 +29,7 @@ __global__ void softcap_kernel(float* __restrict__ x, std::int64_t n, float cap)
 inline status launch_softcap(float* x, std::int64_t n, float cap, cudaStream_t stream) noexcept {
   if (x == nullptr || n < 0 || !(cap > 0.0f)) return status::invalid_argument;
   if (n == 0) return status::ok;
-  detail::softcap_kernel<<<detail::elementwise_blocks(4 * n), 256, 0, stream>>>(x, n, cap);
+  detail::softcap_kernel<><<<detail::elementwise_blocks(4 * n), 256, 0, stream>>>(x, n, cap);
   return detail::launch_status();
 }
 
