@@ -269,6 +269,22 @@ class cuda_executor {
     return *dev;
   }
 
+  // Weights that are already in device memory (filled in place in this executor's arena, e.g. by a
+  // loader streaming a file to the device, or a benchmark's random weights): no copy, only the
+  // shape and the RoPE tables are recorded. The views must outlive the executor.
+  template <class Model>
+  const model_weights<Model>& adopt_device_weights(const model_weights<Model>& dev) {
+    state& s = *s_;
+    s.shape = shape_of(dev);
+    for (layer_kind k : {layer_kind::global, layer_kind::local})
+      if (Model::layers::count(k) > 0)
+        s.rope_table(Model::head_dim, Model::rope::theta(k), Model::rope::position_scale(k));
+    GF_CHECK_CUDA(cudaDeviceSynchronize());
+    auto keep = std::make_shared<model_weights<Model>>(dev);
+    s.weights = keep;
+    return *keep;
+  }
+
   template <class Model, class KvElem>
   void begin_step(kv_pool<Model, KvElem>& pool, const step_batch& batch) {
     state& s = *s_;
