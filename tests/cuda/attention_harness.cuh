@@ -1,6 +1,7 @@
-// Attention and KV append through the executor, over the attention shapes of the registered
-// descriptors (<4,1,256> <8,1,256> <16,16,256> <8,4,256> <16,8,256> <32,16,128> <4,1,16> <4,2,16>),
-// on a two-layer model whose layer 0 is a sliding-window layer (ring) and layer 1 a global one
+#pragma once
+// Harness of the attention tests: attention and KV append through the executor, over the
+// attention shapes of the registered descriptors (<4,1,256> <8,1,256> <16,16,256> <8,4,256>
+// <16,8,256> <32,16,128> <4,1,16> <4,2,16>), on a two-layer model whose layer 0 is a sliding-window layer (ring) and layer 1 a global one
 // (block table). A schedule of steps mixes decode rows with prefill chunks of different lengths,
 // starting mid-block and crossing split boundaries (split size 32), so the decode kernels (single
 // pass and split-K) and the prefill kernel all run. Checks per step and layer:
@@ -22,11 +23,11 @@
 #include <random>
 #include <vector>
 
-namespace gf = gemmaforge;
-namespace gc = gemmaforge::cuda;
-using namespace gf_cuda_test;
+namespace gf_cuda_test {
 
-// (Outside the anonymous namespace: nvcc warns about the unused `name` of internal-linkage types.)
+namespace gc = gemmaforge::cuda;
+
+// A named namespace, not an anonymous one: nvcc warns about the unused `name` of internal-linkage types.
 template <int H, int KV, int D, int W = 24>
 struct attn_model
     : gf::model_descriptor<gf::family::gemma2, gf::model_dims<64, 64, 64, 512>, gf::attention_shape<H, KV, D>,
@@ -34,13 +35,12 @@ struct attn_model
   static constexpr std::string_view name = "attention-test";
 };
 
-namespace {
 
 // One step of the schedule: for each sequence, how many tokens (1 = decode).
 using schedule = std::vector<std::vector<int>>;
 
 template <class Model, class Kv>
-void run_schedule(gc::attention_schedule sched, float softcap, const schedule& steps, std::uint32_t seed) {
+inline void run_schedule(gc::attention_schedule sched, float softcap, const schedule& steps, std::uint32_t seed) {
   constexpr int H = Model::heads, KVH = Model::kv_heads, D = Model::head_dim;
   const int n_seqs = int(steps.front().size());
   gf::testing::random_model<Model> rm(seed);
@@ -172,27 +172,8 @@ void run_schedule(gc::attention_schedule sched, float softcap, const schedule& s
 
 // Three sequences: a long prompt in chunks then decode, a prompt in one chunk, decode-only growth;
 // 1-token prefill remainders and chunks starting mid-block and mid-split.
-const schedule mixed = {
+inline const schedule mixed = {
     {13, 40, 1}, {13, 1, 1}, {11, 1, 1}, {1, 1, 1}, {1, 30, 1}, {1, 1, 1}, {1, 1, 0}, {17, 1, 1}, {1, 1, 1}, {1, 1, 1},
 };
 
-}  // namespace
-
-TEMPLATE_TEST_CASE("cuda attention: descriptor shapes, bf16 KV, all kernels bit-identical to the canonical order",
-                   "[cuda][attention]", (attn_model<4, 1, 256>), (attn_model<8, 1, 256>), (attn_model<16, 16, 256>),
-                   (attn_model<8, 4, 256>), (attn_model<16, 8, 256>), (attn_model<32, 16, 128>), (attn_model<4, 1, 16>),
-                   (attn_model<4, 2, 16>)) {
-  SECTION("single pass") { run_schedule<TestType, gf::bf16>(gc::attention_schedule::single_pass, 0.0f, mixed, 11); }
-  SECTION("split-K") { run_schedule<TestType, gf::bf16>(gc::attention_schedule::split_k, 0.0f, mixed, 11); }
-}
-
-TEMPLATE_TEST_CASE("cuda attention: KV dtypes and softcap", "[cuda][attention][kv]", float, gf::f16, gf::fp8_e4m3,
-                   std::int8_t) {
-  using M = attn_model<4, 2, 16>;
-  SECTION("no cap, split-K") { run_schedule<M, TestType>(gc::attention_schedule::split_k, 0.0f, mixed, 5); }
-  SECTION("cap 50, single pass") { run_schedule<M, TestType>(gc::attention_schedule::single_pass, 50.0f, mixed, 6); }
-}
-
-TEST_CASE("cuda attention: Gemma 2 softcap on a 256-wide head", "[cuda][attention]") {
-  run_schedule<attn_model<8, 4, 256>, gf::bf16>(gc::attention_schedule::split_k, 50.0f, mixed, 3);
-}
+}  // namespace gf_cuda_test
