@@ -17,3 +17,9 @@ TEMPLATE_TEST_CASE("cuda attention: KV dtypes and softcap", "[cuda][attention][k
 TEST_CASE("cuda attention: Gemma 2 softcap on a 256-wide head", "[cuda][attention]") {
   run_schedule<attn_model<8, 4, 256>, gf::bf16>(gc::attention_schedule::split_k, 50.0f, mixed, 3);
 }
+
+TEST_CASE("cuda attention: a prefill chunk longer than a ring, later positions keep the slots", "[cuda][attention][kv]") {
+  // Window 24, blocks of 16: a ring holds 48 positions, so chunks of 60 and 70 tokens wrap it.
+  const schedule long_chunks = {{60, 1}, {1, 70}, {1, 1}, {1, 1}};
+  run_schedule<attn_model<4, 2, 16>, gf::bf16>(gc::attention_schedule::single_pass, 0.0f, long_chunks, 9);
+}

@@ -29,6 +29,14 @@ __global__ void __launch_bounds__(kv_encode_threads)
                      const std::int32_t* __restrict__ row_seq, kv_layer_planes<KvElem> cache, KvElem* stage_k,
                      KvElem* stage_v, float* stage_ks, float* stage_vs, int kv_heads, int head_dim) {
   const int row = int(blockIdx.x), h = int(blockIdx.y);
+  if constexpr (ToCache) {
+    // A chunk longer than a ring maps two of its positions to one slot; the naive executor appends
+    // in order, so the later position must win: skip a row whose slot a later row of the chunk
+    // takes (never happens on tables, whose lists do not wrap). Block-uniform, before any barrier.
+    const device_seq s = seqs[row_seq[row]];
+    const std::int32_t pos = s.start + row - s.first_row;
+    if (pos + cache.n_blocks * cache.block_tokens < s.start + s.n_tokens) return;
+  }
   const float* src[2] = {k + (std::int64_t(row) * kv_heads + h) * head_dim, v + (std::int64_t(row) * kv_heads + h) * head_dim};
   __shared__ float warp_amax[2][kv_encode_threads / warp_size];
   float scale[2] = {1.0f, 1.0f};
