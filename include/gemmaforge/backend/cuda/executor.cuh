@@ -1,0 +1,714 @@
+#pragma once
+// cuda_executor: the CUDA backend of the forward pass (runtime/forward.hpp) and the engine
+// (runtime/engine.hpp). It provides the executor interface op for op, each as a launch on one stream:
+//
+//   allocate_arena(bytes)        engine buffers (activations, logits, KV pool) from the device arena,
+//                                then the executor's own scratch (step description, quantized
+//                                activations, staged K/V, split-K partials, cuBLASLt, sampling)
+//   kv_copy()                    device-to-device copy for the pool's ring snapshots
+//   prepare_weights(host)        uploads every tensor once into the arena, returns device views;
+//                                builds the RoPE frequency tables of the model's layer kinds
+//   begin_step(pool, batch)      uploads ids, positions, row->sequence map, logits rows, sequences
+//                                and their block tables/rings in one copy; decides graph capture
+//   embed rms_norm matmul rope attention kv_append geglu add gather_rows softcap
+//   logits_to_host(ptr, n)       (replays the decode graph,) copies logits to pinned host memory
+//
+// Host pointers the forward pass hands over (batch.tokens, batch.positions, buf.logit_rows) are
+// mapped to their device copies from begin_step; every other pointer is device memory.
+//
+// Numerics: everything follows math/ (see the kernel headers), so for each row the executor
+// computes what the CPU backend computes, and decode graphs, split-K and batching change no bit.
+// The opt-in cuBLASLt prefill (prefill_gemm::cublaslt) is the one exception, and it never touches
+// decode rows: a matmul whose first rows are decode rows runs those through the canonical kernels.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <gemmaforge/backend/cuda/attention.cuh>
+#include <gemmaforge/backend/cuda/common.cuh>
+#include <gemmaforge/backend/cuda/device_arena.cuh>
+#include <gemmaforge/backend/cuda/elementwise.cuh>
+#include <gemmaforge/backend/cuda/embed.cuh>
+#include <gemmaforge/backend/cuda/geglu.cuh>
+#include <gemmaforge/backend/cuda/gemm.cuh>
+#include <gemmaforge/backend/cuda/graph.cuh>
+#include <gemmaforge/backend/cuda/kv_append.cuh>
+#include <gemmaforge/backend/cuda/matvec.cuh>
+#include <gemmaforge/backend/cuda/norm.cuh>
+#include <gemmaforge/backend/cuda/rope.cuh>
+#include <gemmaforge/backend/cuda/sampling.cuh>
+#include <gemmaforge/backend/cuda/softcap.cuh>
+#include <gemmaforge/backend/cuda/step_meta.cuh>
+#include <gemmaforge/core/error.hpp>
+#include <gemmaforge/core/units.hpp>
+#include <gemmaforge/kv/kv_pool.hpp>
+#include <gemmaforge/model/weights.hpp>
+#include <gemmaforge/plan/devices.hpp>
+#include <gemmaforge/runtime/engine.hpp>
+#include <gemmaforge/runtime/step.hpp>
+
+namespace gemmaforge::cuda {
+
+enum class prefill_gemm : std::uint8_t {
+  canonical,  // gemm_exact_kernel: batch invariant, same bits as the CPU (default)
+  cublaslt,   // tensor cores for prefill rows; decode rows stay canonical
+};
+
+struct cuda_executor_config {
+  int device = 0;
+  // The one cudaMalloc. 0: what the device reports free, less 512 MiB, x 0.9. required_arena_bytes()
+  // gives the exact need of an engine; memory_plan<...>::arena_bytes the planned one.
+  std::uint64_t arena_bytes = 0;
+  // Refuse an arena above this (emulate a smaller device): emulate_plan<Plan>() sets it.
+  std::uint64_t arena_cap_bytes = 0;
+  // Step limits (for_engine() copies them from an engine_config): scratch is sized by them once.
+  std::int32_t max_step_tokens = 0;  // >= prefill_chunk + max_batch
+  std::int32_t max_batch = 0;
+  std::int32_t max_logits_rows = 0;  // 0 = max_batch
+  std::int32_t max_seq_len = 0;
+  std::int32_t block_tokens = 16;
+  // Numerics and schedules.
+  matmul_precision quant_precision = matmul_precision::int8_activations;  // the CPU backend's default
+  prefill_gemm gemm = prefill_gemm::canonical;
+  std::int32_t gemm_min_tokens = 5;  // rows from which a matmul uses the GEMM instead of the matvec
+  attention_schedule attention = attention_schedule::automatic;
+  std::int32_t attn_split_tokens = 0;  // 0: max(64, max_seq_len / 32 rounded up to 64)
+  bool decode_graphs = true;
+
+  static cuda_executor_config for_engine(const engine_config& c) {
+    cuda_executor_config x;
+    x.max_step_tokens = c.prefill_chunk + c.max_batch;
+    x.max_batch = c.max_batch;
+    x.max_logits_rows = c.logits_rows > 0 ? c.logits_rows : c.max_batch;
+    x.max_seq_len = c.max_seq_len;
+    x.block_tokens = c.block_tokens;
+    return x;
+  }
+
+  // Emulate the plan's device (e.g. memory_plan<Model, devices::rtx4090, cfg>) on a bigger GPU:
+  // the arena is at most what that deployment would allocate.
+  template <class Plan>
+  cuda_executor_config& emulate_plan() {
+    arena_cap_bytes = Plan::arena_bytes;
+    if (arena_bytes == 0 || arena_bytes > arena_cap_bytes) arena_bytes = arena_cap_bytes;
+    return *this;
+  }
+
+  std::int32_t split_tokens() const {
+    if (attn_split_tokens > 0) return attn_split_tokens;
+    const std::int32_t per = std::int32_t(ceil_div(std::uint64_t(std::max(max_seq_len, 1)), 32));
+    return std::max<std::int32_t>(64, std::int32_t(round_up(std::uint64_t(per), 64)));
+  }
+  std::int32_t max_splits() const {
+    return std::int32_t(ceil_div(std::uint64_t(std::max(max_seq_len, 1)), std::uint64_t(split_tokens())));
+  }
+};
+
+namespace detail {
+
+// The pool's ring snapshots (prefix cache) are device-to-device copies. kv_copy is a plain function
+// pointer without a stream, so it synchronizes: it runs between steps (admission, registration).
+inline void device_copy(void* dst, const void* src, std::size_t bytes) {
+  GF_CHECK_CUDA(cudaDeviceSynchronize());  // the executor's stream is non-blocking: order explicitly
+  GF_CHECK_CUDA(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToDevice));
+  GF_CHECK_CUDA(cudaDeviceSynchronize());
+}
+
+struct model_shape {
+  int hidden = 0, q_dim = 0, kv_dim = 0, ffn = 0, vocab = 0, heads = 0, kv_heads = 0, head_dim = 0, window = 0;
+  bool quantized = false;  // some weight is block-quantized
+  int widest() const { return std::max({hidden, q_dim, ffn}); }
+};
+
+struct pinned_deleter {
+  void operator()(void* p) const noexcept { cudaFreeHost(p); }
+};
+using pinned_ptr = std::unique_ptr<void, pinned_deleter>;
+
+inline pinned_ptr pinned_alloc(std::size_t bytes) {
+  void* p = nullptr;
+  GF_CHECK_CUDA(cudaMallocHost(&p, std::max<std::size_t>(bytes, 64)));
+  return pinned_ptr(p);
+}
+
+// Layout of the per-step description in int32 units (device and pinned staging alike).
+struct meta_layout {
+  std::size_t tokens = 0, positions = 0, row_seq = 0, logit_rows = 0, seqs = 0, lists = 0, total = 0;
+  std::int32_t list_stride = 0;  // ints per sequence: its table then its ring
+
+  static meta_layout make(int max_tokens, int max_logits, int max_seqs, int list_stride) {
+    meta_layout m;
+    auto up = [](std::size_t n) { return (n + 63) / 64 * 64; };  // 256-byte aligned sections
+    std::size_t at = 0;
+    m.tokens = at; at += up(std::size_t(max_tokens));
+    m.positions = at; at += up(std::size_t(max_tokens));
+    m.row_seq = at; at += up(std::size_t(max_tokens));
+    m.logit_rows = at; at += up(std::size_t(std::max(max_logits, max_tokens)));
+    m.seqs = at; at += up(std::size_t(max_seqs) * (sizeof(device_seq) / 4));
+    m.lists = at; at += up(std::size_t(max_seqs) * std::size_t(list_stride));
+    m.total = at;
+    m.list_stride = list_stride;
+    return m;
+  }
+};
+
+}  // namespace detail
+
+class cuda_executor {
+ public:
+  explicit cuda_executor(const cuda_executor_config& cfg = {}) : s_(std::make_unique<state>(cfg)) {}
+  cuda_executor(cuda_executor&&) noexcept = default;
+  cuda_executor& operator=(cuda_executor&&) noexcept = default;
+  ~cuda_executor() = default;
+
+  // Scratch bytes beyond the engine's own arena request, for a model of this shape and config.
+  static std::uint64_t scratch_bytes(const detail::model_shape& m, const cuda_executor_config& c) {
+    const int T = std::max(c.max_step_tokens, 1), B = std::max(c.max_batch, 1);
+    const int L = c.max_logits_rows > 0 ? c.max_logits_rows : B;
+    const int seqs = B + 1;
+    const std::uint64_t bt = std::uint64_t(std::max(c.block_tokens, 1));
+    auto a = [](std::uint64_t n) { return round_up(n, arena_alignment); };
+    std::uint64_t n = 0;
+    n += a(detail::meta_layout::make(T, L, seqs, list_stride(m, c)).total * 4);
+    if (m.quantized && c.quant_precision == matmul_precision::int8_activations) n += a(act_q8_bytes(T, m.widest()));
+    n += a(std::uint64_t(T) * std::uint64_t(m.kv_dim) * 4) * 2 + a(std::uint64_t(T) * std::uint64_t(m.kv_heads) * 4) * 2;
+    if (c.max_splits() > 1) n += a(std::uint64_t(seqs) * m.heads * std::uint64_t(c.max_splits()) * (m.head_dim + 2) * 4);
+    if (c.gemm == prefill_gemm::cublaslt)
+      n += a(cublaslt_gemm::default_workspace_bytes) + a(cublaslt_gemm::scratch_bytes(T, m.widest()));
+    // Device sampling: weights, parameters, output ids, histories.
+    n += a(std::uint64_t(L) * std::uint64_t(m.vocab) * 4) + a(std::uint64_t(L) * sizeof(device_sampling_params)) +
+         a(std::uint64_t(L) * 4) + a(std::uint64_t(L) * std::uint64_t(std::max(c.max_seq_len, 1)) * 4);
+    (void)bt;
+    return n;
+  }
+
+  // Bytes of device copies of the weights (each tensor 256-byte aligned) and the RoPE tables.
+  template <class Model>
+  static std::uint64_t device_weight_bytes(const model_weights<Model>& w) {
+    auto a = [](std::uint64_t n) { return round_up(n, arena_alignment); };
+    std::uint64_t n = a(w.embedding.bytes()) + a(std::uint64_t(Model::hidden) * 4);
+    for (const layer_weights& l : w.layers) {
+      for (const weight_view* v : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) n += a(v->bytes());
+      n += 4 * a(std::uint64_t(Model::hidden) * 4) + 2 * a(std::uint64_t(Model::head_dim) * 4);
+    }
+    return n + 2 * a(std::uint64_t(Model::head_dim / 2) * 4);
+  }
+
+  // The arena an engine with these settings needs: weights + the engine's buffers and KV pool (the
+  // same sums as basic_engine::allocate_arena) + the executor's scratch, plus 1 MiB of slack.
+  template <class Model, class KvElem>
+  static std::uint64_t required_arena_bytes(const model_weights<Model>& w, const engine_config& ec,
+                                            const cuda_executor_config& xc) {
+    kv_pool_config pc;
+    pc.block_tokens = ec.block_tokens;
+    pc.max_batch = ec.max_batch;
+    pc.max_seq_len = ec.max_seq_len;
+    pc.prefix_slots = ec.prefix_slots;
+    pc.global_blocks = ec.kv_blocks > 0 ? ec.kv_blocks
+                                        : ec.max_batch * std::int32_t(ceil_div(std::uint64_t(ec.max_seq_len),
+                                                                               std::uint64_t(ec.block_tokens)));
+    const std::uint64_t T = std::uint64_t(ec.prefill_chunk + ec.max_batch);
+    const std::uint64_t L = std::uint64_t(ec.logits_rows > 0 ? ec.logits_rows : ec.max_batch);
+    auto fl = [](std::uint64_t n) { return round_up(n * 4, 256); };
+    const std::uint64_t engine = round_up(kv_pool<Model, KvElem>::bytes_required(pc), 256) + fl(T * Model::hidden) * 2 +
+                                 fl(T * Model::q_dim) * 2 + fl(T * Model::kv_dim) * 2 + fl(T * Model::ffn) * 2 +
+                                 fl(L * Model::vocab);
+    return device_weight_bytes(w) + round_up(engine, arena_alignment) + scratch_bytes(shape_of(w), xc) + MiB;
+  }
+
+  // ------------------------------------------------------------------ executor interface
+  std::byte* allocate_arena(std::uint64_t bytes) {
+    state& s = *s_;
+    if (s.shape.vocab == 0)
+      throw error(errc::internal, "cuda_executor: prepare_weights must run before allocate_arena");
+    if (s.cfg.max_step_tokens <= 0 || s.cfg.max_batch <= 0 || s.cfg.max_seq_len <= 0)
+      throw error(errc::invalid_argument,
+                  "cuda_executor: set max_step_tokens, max_batch and max_seq_len (cuda_executor_config::for_engine)");
+    std::byte* engine_region = s.arena.allocate(bytes, "engine buffers and KV pool");
+    s.carve_scratch();
+    return engine_region;
+  }
+
+  copy_fn kv_copy() const { return &detail::device_copy; }
+
+  template <class Model>
+  const model_weights<Model>& prepare_weights(const model_weights<Model>& host) {
+    state& s = *s_;
+    s.shape = shape_of(host);
+    auto dev = std::make_shared<model_weights<Model>>();
+    dev->embedding = s.upload(host.embedding, "embedding");
+    dev->final_norm = s.upload_floats(host.final_norm, Model::hidden, "final norm");
+    for (int l = 0; l < Model::n_layers; ++l) {
+      const layer_weights& h = host.layers[std::size_t(l)];
+      layer_weights& d = dev->layers[std::size_t(l)];
+      d.q = s.upload(h.q, "q");
+      d.k = s.upload(h.k, "k");
+      d.v = s.upload(h.v, "v");
+      d.o = s.upload(h.o, "o");
+      d.gate = s.upload(h.gate, "gate");
+      d.up = s.upload(h.up, "up");
+      d.down = s.upload(h.down, "down");
+      d.attn_norm = s.upload_floats(h.attn_norm, Model::hidden, "attn norm");
+      d.post_attn_norm = s.upload_floats(h.post_attn_norm, Model::hidden, "post-attn norm");
+      d.ffn_norm = s.upload_floats(h.ffn_norm, Model::hidden, "ffn norm");
+      d.post_ffn_norm = s.upload_floats(h.post_ffn_norm, Model::hidden, "post-ffn norm");
+      d.q_norm = s.upload_floats(h.q_norm, Model::head_dim, "q norm");
+      d.k_norm = s.upload_floats(h.k_norm, Model::head_dim, "k norm");
+    }
+    for (layer_kind k : {layer_kind::global, layer_kind::local})
+      if (Model::layers::count(k) > 0)
+        s.rope_table(Model::head_dim, Model::rope::theta(k), Model::rope::position_scale(k));
+    GF_CHECK_CUDA(cudaDeviceSynchronize());
+    s.weights = dev;
+    return *dev;
+  }
+
+  // Weights that are already in device memory (filled in place in this executor's arena, e.g. by a
+  // loader streaming a file to the device, or a benchmark's random weights): no copy, only the
+  // shape and the RoPE tables are recorded. The views must outlive the executor.
+  template <class Model>
+  const model_weights<Model>& adopt_device_weights(const model_weights<Model>& dev) {
+    state& s = *s_;
+    s.shape = shape_of(dev);
+    for (layer_kind k : {layer_kind::global, layer_kind::local})
+      if (Model::layers::count(k) > 0)
+        s.rope_table(Model::head_dim, Model::rope::theta(k), Model::rope::position_scale(k));
+    GF_CHECK_CUDA(cudaDeviceSynchronize());
+    auto keep = std::make_shared<model_weights<Model>>(dev);
+    s.weights = keep;
+    return *keep;
+  }
+
+  template <class Model, class KvElem>
+  void begin_step(kv_pool<Model, KvElem>& pool, const step_batch& batch) {
+    state& s = *s_;
+    if (s.meta_host == nullptr) throw error(errc::internal, "cuda_executor: allocate_arena has not run");
+    decode_graphs::abandon_capture(s.stream);  // a previous step that failed mid-capture
+    s.mode = decode_graphs::mode::eager;
+    const kv_pool_config& pc = pool.config();
+    const int T = batch.n_tokens, n = batch.n_seqs;
+    const std::int32_t stride = pool.max_blocks_per_seq() + pool.ring_blocks();
+    if (T > s.cfg.max_step_tokens || n > s.cfg.max_batch + 1 || stride > s.meta.list_stride ||
+        pc.max_seq_len > s.cfg.max_seq_len || std::size_t(batch.n_logits_rows) > s.logits_cap_rows)
+      throw error(errc::invalid_argument,
+                  "cuda_executor: step of " + std::to_string(T) + " tokens / " + std::to_string(n) +
+                      " sequences exceeds the executor's configured limits (cuda_executor_config::for_engine)");
+    if (kv_has_scale<KvElem> && (pc.block_tokens * 4) % 16 != 0)
+      throw error(errc::invalid_argument, "cuda_executor: fp8/int8 KV needs block_tokens >= 4 (16-byte aligned planes)");
+
+    GF_CHECK_CUDA(cudaEventSynchronize(s.meta_copied));  // the staging buffer is free again
+    std::int32_t* h = s.meta_host;
+    std::memcpy(h + s.meta.tokens, batch.tokens, std::size_t(T) * 4);
+    std::memcpy(h + s.meta.positions, batch.positions, std::size_t(T) * 4);
+    auto* seqs = reinterpret_cast<device_seq*>(h + s.meta.seqs);
+    int logit_rows = 0, decode_seqs = 0;
+    bool decode_only = n > 0;
+    s.prefill.clear();
+    for (int i = 0; i < n; ++i) {
+      const step_sequence& q = batch.seqs[i];
+      device_seq d;
+      d.start = q.start;
+      d.n_tokens = q.n_tokens;
+      d.first_row = q.first_row;
+      d.table = i * s.meta.list_stride;
+      d.ring = d.table + pool.max_blocks_per_seq();
+      seqs[i] = d;
+      for (int r = 0; r < q.n_tokens; ++r) h[s.meta.row_seq + std::size_t(q.first_row + r)] = i;
+      std::memcpy(h + s.meta.lists + std::size_t(d.table), pool.block_table(q.slot), std::size_t(pool.max_blocks_per_seq()) * 4);
+      if (pool.ring_blocks() > 0)
+        std::memcpy(h + s.meta.lists + std::size_t(d.ring), pool.ring_ids() + std::size_t(q.slot) * std::size_t(pool.ring_blocks()),
+                    std::size_t(pool.ring_blocks()) * 4);
+      if (q.want == step_sequence::logits::last) h[s.meta.logit_rows + std::size_t(logit_rows++)] = q.first_row + q.n_tokens - 1;
+      if (q.want == step_sequence::logits::all)
+        for (int r = 0; r < q.n_tokens; ++r) h[s.meta.logit_rows + std::size_t(logit_rows++)] = q.first_row + r;
+      if (q.n_tokens == 1) ++decode_seqs;
+      else s.prefill.push_back({i, q.n_tokens});
+      decode_only = decode_only && q.n_tokens == 1 && q.want == step_sequence::logits::last;
+    }
+    GF_CHECK_CUDA(cudaMemcpyAsync(s.meta_dev, h, s.meta.total * 4, cudaMemcpyHostToDevice, s.stream));
+    GF_CHECK_CUDA(cudaEventRecord(s.meta_copied, s.stream));
+
+    s.step_tokens = batch.tokens;
+    s.step_positions = batch.positions;
+    s.T = T;
+    s.n_seqs = n;
+    s.n_logit_rows = logit_rows;
+    s.decode_seqs = decode_seqs;
+    // Decode rows lead the batch (the engine schedules them first): count the leading 1-token rows.
+    s.decode_rows = 0;
+    for (int i = 0; i < n && batch.seqs[i].n_tokens == 1; ++i) ++s.decode_rows;
+    if (s.cfg.decode_graphs && decode_only) {
+      s.graph_batch = n;
+      s.mode = s.graphs.plan(n);
+      if (s.mode == decode_graphs::mode::capture) s.graphs.begin_capture(s.stream);
+    }
+  }
+
+  void embed(const weight_view& e, const std::int32_t* tokens, int T, float scale, float* out) {
+    state& s = *s_;
+    if (s.replaying()) return;
+    s.expect_step(tokens == s.step_tokens && T == s.T, "embed: tokens are not this step's");
+    throw_if_failed(launch_embed(e, s.d_tokens(), T, scale, out, s.stream), "cuda embed");
+  }
+
+  void rms_norm(const float* in, const float* gain, int rows, int cols, float eps, float* out) {
+    state& s = *s_;
+    if (s.replaying()) return;
+    throw_if_failed(launch_rms_norm(in, gain, rows, cols, eps, out, s.stream), "cuda rms_norm");
+  }
+
+  void matmul(const weight_view& w, const float* x, int T, float* y) {
+    state& s = *s_;
+    if (s.replaying()) return;
+    if (T <= 0) return;
+    if (x == y) throw error(errc::invalid_argument, "cuda matmul: output aliases input");
+    // cuBLASLt (opt-in) takes the prefill rows only; decode rows keep the canonical kernels.
+    int canonical_rows = T;
+    if (s.cfg.gemm == prefill_gemm::cublaslt && T == s.T && T - s.decode_rows >= s.cfg.gemm_min_tokens)
+      canonical_rows = s.decode_rows;
+    if (canonical_rows > 0) s.matmul_canonical(w, x, canonical_rows, y);
+    if (canonical_rows < T) {
+      const int rest = T - canonical_rows;
+      throw_if_failed(s.blas.run(w, x + std::int64_t(canonical_rows) * w.cols, rest, y + std::int64_t(canonical_rows) * w.rows,
+                                 s.blas_scratch, s.stream),
+                      "cuBLASLt matmul");
+    }
+  }
+
+  void rope(float* x, const std::int32_t* pos, int T, int heads, int d, double theta, float pos_scale) {
+    state& s = *s_;
+    if (s.replaying()) return;
+    s.expect_step(pos == s.step_positions && T == s.T, "rope: positions are not this step's");
+    const float* table = s.rope_table(d, theta, pos_scale);
+    throw_if_failed(launch_rope(x, s.d_positions(), T, heads, d, table, s.stream), "cuda rope");
+  }
+
+  template <class Model, class KvElem>
+  void attention(kv_pool<Model, KvElem>& pool, int layer, const step_batch& batch, const float* q, const float* k,
+                 const float* v, int window, float scale, float softcap, float* out) {
+    state& s = *s_;
+    if (s.replaying()) return;
+    constexpr int D = Model::head_dim, G = Model::attention::group, KVH = Model::kv_heads;
+    s.expect_step(batch.n_tokens == s.T, "attention: not this step's batch");
+    const int T = batch.n_tokens;
+    auto* sk = reinterpret_cast<KvElem*>(s.stage_k);
+    auto* sv = reinterpret_cast<KvElem*>(s.stage_v);
+    throw_if_failed(launch_kv_stage<KvElem>(k, v, T, KVH, D, sk, sv, s.stage_ks, s.stage_vs, s.stream), "cuda kv stage");
+    attention_args<KvElem> a;
+    a.seqs = s.d_seqs();
+    a.n_seqs = s.n_seqs;
+    a.q = q;
+    a.out = out;
+    a.cache = planes<Model>(pool, layer);
+    a.fresh = kv_fresh_rows<KvElem>{sk, sv, s.stage_ks, s.stage_vs};
+    a.window = window;
+    a.scale = scale;
+    a.softcap = softcap;
+    a.split_tokens = s.split_tokens;
+    a.max_splits = s.max_splits;
+    a.partials = s.partials;
+    if (s.decode_seqs > 0) {
+      attention_schedule sched = s.cfg.attention;
+      if (sched == attention_schedule::automatic)
+        sched = s.max_splits > 1 && s.decode_seqs * KVH < s.sm_count ? attention_schedule::split_k : attention_schedule::single_pass;
+      throw_if_failed(launch_attention_decode<D, G, KvElem>(a, sched, s.stream), "cuda attention (decode)");
+    }
+    for (const auto& pf : s.prefill)
+      throw_if_failed(launch_attention_prefill<D, G, KvElem>(a, pf.seq, pf.n_tokens, s.stream), "cuda attention (prefill)");
+  }
+
+  template <class Model, class KvElem>
+  void kv_append(kv_pool<Model, KvElem>& pool, int layer, const step_batch& batch, const float* k, const float* v) {
+    state& s = *s_;
+    if (s.replaying()) return;
+    s.expect_step(batch.n_tokens == s.T, "kv_append: not this step's batch");
+    throw_if_failed(launch_kv_append<KvElem>(k, v, batch.n_tokens, s.d_seqs(), s.d_row_seq(), planes<Model>(pool, layer), s.stream),
+                    "cuda kv_append");
+  }
+
+  void geglu(float* gate, const float* up, int n) {
+    state& s = *s_;
+    if (s.replaying()) return;
+    throw_if_failed(launch_geglu(gate, up, n, s.stream), "cuda geglu");
+  }
+
+  void add(float* x, const float* y, int n) {
+    state& s = *s_;
+    if (s.replaying()) return;
+    throw_if_failed(launch_add(x, y, n, s.stream), "cuda add");
+  }
+
+  void gather_rows(const float* src, const std::int32_t* rows, int n, int cols, float* dst) {
+    state& s = *s_;
+    if (s.replaying()) return;
+    (void)rows;  // the host copy the forward pass built; the device copy came with begin_step
+    s.expect_step(n == s.n_logit_rows, "gather_rows: rows are not this step's logits rows");
+    throw_if_failed(launch_gather_rows(src, s.d_logit_rows(), n, cols, dst, s.stream), "cuda gather_rows");
+  }
+
+  void softcap(float* x, int n, float cap) {
+    state& s = *s_;
+    if (s.replaying()) return;
+    throw_if_failed(launch_softcap(x, n, cap, s.stream), "cuda softcap");
+  }
+
+  const float* logits_to_host(const float* logits, std::size_t n) {
+    state& s = *s_;
+    if (s.mode == decode_graphs::mode::capture) {
+      s.mode = decode_graphs::mode::eager;
+      s.graphs.end_capture(s.graph_batch, s.stream);
+      s.graphs.launch(s.graph_batch, s.stream);
+    } else if (s.mode == decode_graphs::mode::replay) {
+      s.mode = decode_graphs::mode::eager;
+      s.graphs.launch(s.graph_batch, s.stream);
+    }
+    if (n > s.logits_cap_rows * std::size_t(s.shape.vocab))
+      throw error(errc::invalid_argument, "cuda_executor: more logits than the configured rows");
+    if (n > 0) GF_CHECK_CUDA(cudaMemcpyAsync(s.logits_host, logits, n * 4, cudaMemcpyDeviceToHost, s.stream));
+    GF_CHECK_CUDA(cudaStreamSynchronize(s.stream));
+    return s.logits_host;
+  }
+
+  // ------------------------------------------------------------------------ extras
+  // Samples one token per row of device logits (penalties modify the rows, as on the CPU).
+  // params[r] and the histories (histories[params[r].history_offset ...]) are host data.
+  std::vector<std::int32_t> sample(float* logits, int rows, const device_sampling_params* params,
+                                   const std::int32_t* histories, std::size_t history_len) {
+    state& s = *s_;
+    if (rows < 0 || std::size_t(rows) > s.logits_cap_rows || history_len > s.history_cap)
+      throw error(errc::invalid_argument, "cuda_executor::sample: more rows or history than configured");
+    GF_CHECK_CUDA(cudaMemcpyAsync(s.sample_params, params, std::size_t(rows) * sizeof(device_sampling_params),
+                                  cudaMemcpyHostToDevice, s.stream));
+    if (history_len > 0)
+      GF_CHECK_CUDA(cudaMemcpyAsync(s.sample_history, histories, history_len * 4, cudaMemcpyHostToDevice, s.stream));
+    throw_if_failed(launch_sample(logits, rows, s.shape.vocab, s.sample_params, s.sample_history, s.sample_weights,
+                                  s.sample_out, s.stream),
+                    "cuda sample");
+    std::vector<std::int32_t> out(std::size_t(std::max(rows, 0)));
+    GF_CHECK_CUDA(cudaMemcpyAsync(out.data(), s.sample_out, out.size() * 4, cudaMemcpyDeviceToHost, s.stream));
+    GF_CHECK_CUDA(cudaStreamSynchronize(s.stream));
+    return out;
+  }
+
+  device_arena& arena() { return s_->arena; }
+  cudaStream_t stream() const { return s_->stream; }
+  const cuda_executor_config& config() const { return s_->cfg; }
+  std::uint64_t graph_captures() const { return s_->graphs.captures(); }
+  std::uint64_t graph_replays() const { return s_->graphs.replays(); }
+  void synchronize() { GF_CHECK_CUDA(cudaStreamSynchronize(s_->stream)); }
+
+  template <class Model>
+  static detail::model_shape shape_of(const model_weights<Model>& w) {
+    detail::model_shape m{Model::hidden, Model::q_dim,   Model::kv_dim,   Model::ffn,   Model::vocab,
+                          Model::heads,  Model::kv_heads, Model::head_dim, Model::window, false};
+    auto q = [&](const weight_view& v) { m.quantized = m.quantized || is_block_quantized(v.format); };
+    q(w.embedding);
+    for (const layer_weights& l : w.layers)
+      for (const weight_view* v : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) q(*v);
+    return m;
+  }
+
+ private:
+  static std::int32_t list_stride(const detail::model_shape& m, const cuda_executor_config& c) {
+    const std::uint64_t bt = std::uint64_t(std::max(c.block_tokens, 1));
+    const std::uint64_t table = ceil_div(std::uint64_t(std::max(c.max_seq_len, 1)), bt);
+    const std::uint64_t ring = m.window > 0 ? std::min(ceil_div(std::uint64_t(m.window), bt) + 1, table) : 0;
+    return std::int32_t(table + ring);
+  }
+
+  template <class Model, class KvElem>
+  kv_layer_planes<KvElem> planes(kv_pool<Model, KvElem>& pool, int layer) const {
+    const kv_cache_mut_view mv = pool.view(0, layer);  // plane pointers; block lists come from the step
+    kv_layer_planes<KvElem> p;
+    p.k = static_cast<KvElem*>(mv.k);
+    p.v = static_cast<KvElem*>(mv.v);
+    p.k_scale = mv.k_scale;
+    p.v_scale = mv.v_scale;
+    p.lists = s_->d_lists();
+    p.local = Model::layers::kind(layer) == layer_kind::local;
+    p.n_blocks = p.local ? pool.ring_blocks() : pool.max_blocks_per_seq();
+    p.block_tokens = pool.block_tokens();
+    p.kv_heads = Model::kv_heads;
+    p.head_dim = Model::head_dim;
+    return p;
+  }
+
+  struct prefill_seq {
+    int seq = 0;
+    int n_tokens = 0;
+  };
+
+  struct rope_entry {
+    int head_dim = 0;
+    double theta = 0;
+    float pos_scale = 1;
+    const float* table = nullptr;
+  };
+
+  struct state {
+    explicit state(const cuda_executor_config& c) : cfg(c), arena(c.arena_bytes, c.arena_cap_bytes, c.device) {
+      GF_CHECK_CUDA(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+      GF_CHECK_CUDA(cudaEventCreateWithFlags(&meta_copied, cudaEventDisableTiming));
+      GF_CHECK_CUDA(cudaEventRecord(meta_copied, stream));
+      GF_CHECK_CUDA(cudaDeviceGetAttribute(&sm_count, cudaDevAttrMultiProcessorCount, c.device));
+    }
+    state(const state&) = delete;
+    state& operator=(const state&) = delete;
+    ~state() {
+      graphs.clear();
+      if (meta_copied) cudaEventDestroy(meta_copied);
+      if (stream) cudaStreamDestroy(stream);
+    }
+
+    bool replaying() const { return mode == decode_graphs::mode::replay; }
+    void expect_step(bool ok, const char* what) const {
+      if (!ok) throw error(errc::invalid_argument, std::string("cuda_executor: ") + what);
+    }
+
+    std::int32_t* meta_ptr(std::size_t off) const { return meta_dev + off; }
+    const std::int32_t* d_tokens() const { return meta_ptr(meta.tokens); }
+    const std::int32_t* d_positions() const { return meta_ptr(meta.positions); }
+    const std::int32_t* d_row_seq() const { return meta_ptr(meta.row_seq); }
+    const std::int32_t* d_logit_rows() const { return meta_ptr(meta.logit_rows); }
+    const device_seq* d_seqs() const { return reinterpret_cast<const device_seq*>(meta_ptr(meta.seqs)); }
+    const std::int32_t* d_lists() const { return meta_ptr(meta.lists); }
+
+    weight_view upload(const weight_view& h, const char* what) {
+      weight_view d = h;
+      if (h.data == nullptr) return d;
+      std::byte* p = arena.allocate(h.bytes(), what);
+      GF_CHECK_CUDA(cudaMemcpy(p, h.data, h.bytes(), cudaMemcpyHostToDevice));
+      d.data = p;
+      return d;
+    }
+    const float* upload_floats(const float* h, int n, const char* what) {
+      if (h == nullptr) return nullptr;
+      std::byte* p = arena.allocate(std::uint64_t(n) * 4, what);
+      GF_CHECK_CUDA(cudaMemcpy(p, h, std::size_t(n) * 4, cudaMemcpyHostToDevice));
+      return reinterpret_cast<const float*>(p);
+    }
+
+    // The frequency table of (head_dim, theta, pos_scale), built on first use (prepare_weights
+    // builds the model's, so the step path only looks up).
+    const float* rope_table(int head_dim, double theta, float pos_scale) {
+      for (const rope_entry& e : ropes)
+        if (e.head_dim == head_dim && e.theta == theta && e.pos_scale == pos_scale) return e.table;
+      if (mode == decode_graphs::mode::capture)
+        throw error(errc::internal, "cuda_executor: RoPE table missing during graph capture");
+      const std::vector<float> t = rope_inv_freq_table(head_dim, theta, pos_scale);
+      const float* d = upload_floats(t.data(), int(t.size()), "rope table");
+      ropes.push_back(rope_entry{head_dim, theta, pos_scale, d});
+      return d;
+    }
+
+    void carve_scratch() {
+      const int T = cfg.max_step_tokens, B = cfg.max_batch;
+      const int L = cfg.max_logits_rows > 0 ? cfg.max_logits_rows : B;
+      const int seqs = B + 1;
+      meta = detail::meta_layout::make(T, L, seqs, list_stride(shape, cfg));
+      meta_dev = reinterpret_cast<std::int32_t*>(arena.allocate(meta.total * 4, "step description"));
+      meta_pinned = detail::pinned_alloc(meta.total * 4);
+      meta_host = static_cast<std::int32_t*>(meta_pinned.get());
+      std::memset(meta_host, 0, meta.total * 4);
+      if (shape.quantized && cfg.quant_precision == matmul_precision::int8_activations)
+        act = carve_act_q8(arena.allocate(act_q8_bytes(T, shape.widest()), "int8 activations"), T, shape.widest());
+      stage_k = arena.allocate(std::uint64_t(T) * shape.kv_dim * 4, "staged keys");
+      stage_v = arena.allocate(std::uint64_t(T) * shape.kv_dim * 4, "staged values");
+      stage_ks = reinterpret_cast<float*>(arena.allocate(std::uint64_t(T) * shape.kv_heads * 4, "staged key scales"));
+      stage_vs = reinterpret_cast<float*>(arena.allocate(std::uint64_t(T) * shape.kv_heads * 4, "staged value scales"));
+      split_tokens = cfg.split_tokens();
+      max_splits = cfg.max_splits();
+      if (max_splits > 1)
+        partials = reinterpret_cast<float*>(arena.allocate(
+            std::uint64_t(seqs) * shape.heads * std::uint64_t(max_splits) * (shape.head_dim + 2) * 4, "attention partials"));
+      if (cfg.gemm == prefill_gemm::cublaslt) {
+        std::byte* ws = arena.allocate(cublaslt_gemm::default_workspace_bytes, "cuBLASLt workspace");
+        blas_scratch = arena.allocate(cublaslt_gemm::scratch_bytes(T, shape.widest()), "cuBLASLt scratch");
+        throw_if_failed(blas.init(ws, cublaslt_gemm::default_workspace_bytes), "cuBLASLt init");
+      }
+      logits_cap_rows = std::size_t(L);
+      history_cap = std::size_t(L) * std::size_t(cfg.max_seq_len);
+      sample_weights = reinterpret_cast<float*>(arena.allocate(std::uint64_t(L) * shape.vocab * 4, "sampling weights"));
+      sample_params = reinterpret_cast<device_sampling_params*>(
+          arena.allocate(std::uint64_t(L) * sizeof(device_sampling_params), "sampling parameters"));
+      sample_out = reinterpret_cast<std::int32_t*>(arena.allocate(std::uint64_t(L) * 4, "sampled ids"));
+      sample_history = reinterpret_cast<std::int32_t*>(arena.allocate(history_cap * 4, "sampling histories"));
+      logits_pinned = detail::pinned_alloc(std::size_t(L) * std::size_t(shape.vocab) * 4);
+      logits_host = static_cast<float*>(logits_pinned.get());
+      graphs.resize(B);
+      prefill.reserve(std::size_t(seqs));
+    }
+
+    void matmul_canonical(const weight_view& w, const float* x, int T, float* y) {
+      if (is_block_quantized(w.format) && cfg.quant_precision == matmul_precision::int8_activations) {
+        if (act.q == nullptr) throw error(errc::internal, "cuda_executor: int8 activation scratch missing");
+        throw_if_failed(launch_quantize_activations(x, T, int(w.cols), act, stream), "cuda quantize activations");
+        throw_if_failed(launch_matvec_q8act(w, act, T, y, stream), "cuda matvec (int8)");
+      } else if (T < cfg.gemm_min_tokens) {
+        throw_if_failed(launch_matvec_exact(w, x, T, y, stream), "cuda matvec");
+      } else {
+        throw_if_failed(launch_gemm_exact(w, x, T, y, stream), "cuda gemm");
+      }
+    }
+
+    cuda_executor_config cfg;
+    device_arena arena;
+    cudaStream_t stream = nullptr;
+    cudaEvent_t meta_copied = nullptr;
+    int sm_count = 0;
+    detail::model_shape shape;
+    std::shared_ptr<void> weights;
+    std::vector<rope_entry> ropes;
+
+    detail::meta_layout meta;
+    std::int32_t* meta_dev = nullptr;
+    detail::pinned_ptr meta_pinned;
+    std::int32_t* meta_host = nullptr;
+    act_q8_view act;
+    std::byte* stage_k = nullptr;
+    std::byte* stage_v = nullptr;
+    float* stage_ks = nullptr;
+    float* stage_vs = nullptr;
+    int split_tokens = 64, max_splits = 1;
+    float* partials = nullptr;
+    cublaslt_gemm blas;
+    std::byte* blas_scratch = nullptr;
+    float* sample_weights = nullptr;
+    device_sampling_params* sample_params = nullptr;
+    std::int32_t* sample_out = nullptr;
+    std::int32_t* sample_history = nullptr;
+    std::size_t logits_cap_rows = 0, history_cap = 0;
+    detail::pinned_ptr logits_pinned;
+    float* logits_host = nullptr;
+
+    // The current step.
+    const std::int32_t* step_tokens = nullptr;
+    const std::int32_t* step_positions = nullptr;
+    int T = 0, n_seqs = 0, n_logit_rows = 0, decode_seqs = 0, decode_rows = 0;
+    std::vector<prefill_seq> prefill;
+    decode_graphs graphs;
+    decode_graphs::mode mode = decode_graphs::mode::eager;
+    int graph_batch = 0;
+  };
+
+  std::unique_ptr<state> s_;
+};
+
+}  // namespace gemmaforge::cuda
+
+namespace gemmaforge::backend {
+
+// The CUDA backend tag: the executor the engine runs and the device the deployment is planned for.
+template <class Device = devices::rtx4090>
+struct cuda {
+  using executor = ::gemmaforge::cuda::cuda_executor;
+  using device = Device;
+};
+
+}  // namespace gemmaforge::backend
