@@ -36,6 +36,20 @@ std::vector<std::int32_t> parse_ids(const std::string& s) {
   return ids;
 }
 
+// "\n" and "\t" typed on a command line mean newline and tab.
+std::string unescape(const std::string& s) {
+  std::string out;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\\' && i + 1 < s.size() && (s[i + 1] == 'n' || s[i + 1] == 't' || s[i + 1] == '\\')) {
+      out += s[i + 1] == 'n' ? '\n' : s[i + 1] == 't' ? '\t' : '\\';
+      ++i;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
 std::string read_file(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   if (!f) throw gf::error(gf::errc::io, path + ": cannot read the prompt file");
@@ -54,6 +68,7 @@ int main(int argc, char** argv) {
   std::string prompt, prompt_file, prompt_ids;
   int n_predict = 128;
   bool chat = false, print_ids = false, ignore_eos = false, no_bos = false;
+  std::vector<std::string> stops;
   gp::add_engine_flags(app, eo, kv);
   sf.add(app);
   auto* p_opt = app.add_option("-p,--prompt", prompt, "prompt text");
@@ -62,6 +77,7 @@ int main(int argc, char** argv) {
   p_opt->excludes(f_opt)->excludes(i_opt);
   f_opt->excludes(i_opt);
   app.add_option("-n,--n-predict", n_predict, "tokens to generate")->check(CLI::NonNegativeNumber);
+  app.add_option("--stop", stops, "stop when the output contains this text (repeatable; escapes \\n \\t understood)");
   app.add_flag("--chat", chat, "wrap the prompt in the model's chat template (one user turn)");
   app.add_flag("--print-ids", print_ids, "print the generated ids (space-separated, one line) instead of text");
   app.add_flag("--ignore-eos", ignore_eos, "keep generating past end-of-sequence tokens");
@@ -94,6 +110,7 @@ int main(int argc, char** argv) {
     req.sampling = sampling;
     req.stop.max_tokens = n_predict;
     req.stop.ignore_eos = ignore_eos;
+    for (auto s : stops) req.stop.stop_strings.push_back(unescape(s));
     req.decode_text = !print_ids && eng->has_tokenizer();
     if (print_ids && !eng->has_tokenizer()) req.decode_text = false;
     if (!print_ids && !eng->has_tokenizer())
