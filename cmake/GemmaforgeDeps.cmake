@@ -14,7 +14,7 @@ if(PkgConfig_FOUND)
   pkg_check_modules(SENTENCEPIECE IMPORTED_TARGET sentencepiece)
   if(SENTENCEPIECE_FOUND)
     set(GF_HAVE_SENTENCEPIECE ON)
-    add_library(gemmaforge_sentencepiece INTERFACE)
+    add_library(gemmaforge_sentencepiece INTERFACE)  # internal alias used by tests and programs
     target_link_libraries(gemmaforge_sentencepiece INTERFACE PkgConfig::SENTENCEPIECE)
   endif()
 endif()

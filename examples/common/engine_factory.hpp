@@ -10,20 +10,11 @@
 #include <gemmaforge/io/weight_binding.hpp>
 #include <gemmaforge/runtime/engine.hpp>
 #include <gemmaforge/runtime/text_stream.hpp>
+#include <gemmaforge/tokenizer/token_text.hpp>
 
 #include "program_engine.hpp"
 
 namespace gemmaforge::programs::detail {
-
-// The tokenizer seen through the engine's token_text interface (raw bytes per token).
-class tokenizer_text final : public token_text {
- public:
-  explicit tokenizer_text(std::shared_ptr<const tokenizer> t) : tok_(std::move(t)) {}
-  void append_bytes(std::int32_t id, std::string& out) const override { out.append(tok_->token_bytes(id)); }
-
- private:
-  std::shared_ptr<const tokenizer> tok_;
-};
 
 engine_config make_engine_config(const engine_options& o, int model_max_positions, const std::vector<std::int32_t>& stop_ids);
 

