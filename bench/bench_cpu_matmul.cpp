@@ -1,0 +1,189 @@
+// CPU matmul throughput per weight format, precision, ISA and thread count, on Gemma 3 270M's
+// shapes, next to a streaming-read baseline measured in the same process:
+//   BM_stream/<MiB>/<threads>           read-only pass over a buffer (the bandwidth roofline)
+//   BM_matvec/<fmt>/<rows>/<cols>/<threads>/<int8>   decode (1 activation row), bytes/s of weights;
+//       counters: stream_GBps = a streaming read of the same buffers timed just before,
+//                 frac_stream = achieved / stream_GBps (the number to report)
+//   BM_prefill/<fmt>/<rows>/<cols>/<threads>/<int8>  64 activation rows, items/s = FLOP/s
+// Small matrices are replicated into >= 96 MiB and visited round robin, so every call streams its
+// weights from DRAM as it does in a real decode step (the model is 250 MB; L3 is 32 MiB).
+// ISA: the default (best available, GEMMAFORGE_CPU_ISA lowers it); printed in the context.
+#include <benchmark/benchmark.h>
+
+#include <chrono>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <vector>
+
+#include <gemmaforge/backend/cpu/matmul.hpp>
+#include <gemmaforge/backend/cpu/thread_pool.hpp>
+
+#include "unit/cpu_test_util.hpp"
+
+namespace gf = gemmaforge;
+namespace cpu = gemmaforge::cpu;
+
+namespace {
+
+struct aligned_buffer {
+  std::byte* p = nullptr;
+  std::size_t n = 0;
+  explicit aligned_buffer(std::size_t bytes) : p(static_cast<std::byte*>(::operator new(bytes, std::align_val_t(64)))), n(bytes) {}
+  ~aligned_buffer() { ::operator delete(p, std::align_val_t(64)); }
+  aligned_buffer(const aligned_buffer&) = delete;
+  aligned_buffer& operator=(const aligned_buffer&) = delete;
+};
+
+// Sum of 64-bit words over [p, p + n): a pure streaming read (n multiple of 256).
+GF_TARGET_AVX2 std::uint64_t read_sum(const std::byte* p, std::size_t n) {
+  __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+  for (std::size_t i = 0; i + 128 <= n; i += 128) {
+    a0 = _mm256_add_epi64(a0, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i)));
+    a1 = _mm256_add_epi64(a1, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i + 32)));
+    a2 = _mm256_add_epi64(a2, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i + 64)));
+    a3 = _mm256_add_epi64(a3, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i + 96)));
+  }
+  const __m256i s = _mm256_add_epi64(_mm256_add_epi64(a0, a1), _mm256_add_epi64(a2, a3));
+  return std::uint64_t(_mm256_extract_epi64(s, 0) + _mm256_extract_epi64(s, 1) + _mm256_extract_epi64(s, 2) +
+                       _mm256_extract_epi64(s, 3));
+}
+
+// Read `bytes` of buf starting at `off` with the pool's threads (contiguous slices, like matmul).
+std::uint64_t pool_read(cpu::thread_pool& pool, const std::byte* base, std::size_t bytes) {
+  std::uint64_t sums[8] = {};
+  const std::int64_t chunks = std::int64_t(bytes / 256);
+  pool.run([&](int i, int n) {
+    const std::int64_t b = chunks * i / n, e = chunks * (i + 1) / n;
+    sums[i] = read_sum(base + b * 256, std::size_t(e - b) * 256);
+  });
+  std::uint64_t s = 0;
+  for (auto v : sums) s += v;
+  return s;
+}
+
+cpu::thread_pool& pool_of(int n) {
+  static cpu::thread_pool p1(1), p2(2);
+  return n == 1 ? p1 : p2;
+}
+
+constexpr std::size_t min_footprint = 96u << 20;
+
+// Replicated weights of one shape.
+struct weight_set {
+  std::unique_ptr<aligned_buffer> buf;
+  std::size_t stride = 0;  // bytes per copy, 256-aligned
+  int copies = 0;
+  gf::weight_view view(int i) const { return gf::weight_view{v0.format, buf->p + std::size_t(i) * stride, v0.rows, v0.cols}; }
+  gf::weight_view v0;
+};
+
+weight_set make_weights(gf::tensor_format f, std::int64_t rows, std::int64_t cols) {
+  const auto w = gf_test::random_weight(f, rows, cols, 7u);
+  weight_set s;
+  s.v0 = w.view;
+  s.stride = (w.bytes.size() + 255) & ~std::size_t(255);
+  s.copies = int(std::max<std::size_t>(1, (min_footprint + s.stride - 1) / s.stride));
+  s.buf = std::make_unique<aligned_buffer>(s.stride * std::size_t(s.copies));
+  for (int i = 0; i < s.copies; ++i) std::memcpy(s.buf->p + std::size_t(i) * s.stride, w.bytes.data(), w.bytes.size());
+  return s;
+}
+
+double measure_stream_gbps(cpu::thread_pool& pool, const weight_set& ws) {
+  const std::size_t bytes = ws.stride * std::size_t(ws.copies);
+  std::uint64_t sink = 0;
+  pool_read(pool, ws.buf->p, bytes);  // warm the TLB / page tables
+  const auto t0 = std::chrono::steady_clock::now();
+  int reps = 0;
+  do {
+    sink += pool_read(pool, ws.buf->p, bytes);
+    ++reps;
+  } while (std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(300));
+  benchmark::DoNotOptimize(sink);
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return double(bytes) * reps / s / 1e9;
+}
+
+void BM_stream(benchmark::State& st) {
+  const std::size_t bytes = std::size_t(st.range(0)) << 20;
+  auto& pool = pool_of(int(st.range(1)));
+  aligned_buffer buf(bytes);
+  std::memset(buf.p, 1, bytes);
+  for (auto _ : st) benchmark::DoNotOptimize(pool_read(pool, buf.p, bytes));
+  st.SetBytesProcessed(std::int64_t(st.iterations()) * std::int64_t(bytes));
+}
+
+void BM_matvec(benchmark::State& st) {
+  const auto f = gf::tensor_format(st.range(0));
+  const std::int64_t rows = st.range(1), cols = st.range(2);
+  auto& pool = pool_of(int(st.range(3)));
+  cpu::matmul_options o;
+  o.precision = st.range(4) ? cpu::matmul_precision::int8_activations : cpu::matmul_precision::exact;
+  const weight_set ws = make_weights(f, rows, cols);
+  const auto x = gf_test::random_floats(std::size_t(cols), 3u);
+  std::vector<float> y(static_cast<std::size_t>(rows));
+  const double stream = measure_stream_gbps(pool, ws);
+  int i = 0;
+  for (auto _ : st) {
+    cpu::matmul(pool, ws.view(i), x.data(), 1, y.data(), o);
+    benchmark::ClobberMemory();
+    i = (i + 1) % ws.copies;
+  }
+  const double bytes = double(ws.v0.bytes());
+  st.SetBytesProcessed(std::int64_t(double(st.iterations()) * bytes));
+  st.counters["stream_GBps"] = stream;
+  st.counters["frac_stream"] = benchmark::Counter(bytes / stream / 1e9, benchmark::Counter::kIsIterationInvariantRate);
+  st.SetLabel(std::string(gf::to_string(f)) + " " + std::string(cpu::to_string(cpu::default_cpu_isa())));
+}
+
+void BM_prefill(benchmark::State& st) {
+  const auto f = gf::tensor_format(st.range(0));
+  const std::int64_t rows = st.range(1), cols = st.range(2);
+  const int T = 64;
+  auto& pool = pool_of(int(st.range(3)));
+  cpu::matmul_options o;
+  o.precision = st.range(4) ? cpu::matmul_precision::int8_activations : cpu::matmul_precision::exact;
+  const auto w = gf_test::random_weight(f, rows, cols, 7u);
+  const auto x = gf_test::random_floats(std::size_t(cols) * T, 3u);
+  std::vector<float> y(std::size_t(rows) * T);
+  for (auto _ : st) {
+    cpu::matmul(pool, w.view, x.data(), T, y.data(), o);
+    benchmark::ClobberMemory();
+  }
+  st.SetItemsProcessed(std::int64_t(st.iterations()) * 2 * rows * cols * T);  // FLOP
+  st.SetLabel(std::string(gf::to_string(f)) + " " + std::string(cpu::to_string(cpu::default_cpu_isa())) + " items=FLOP");
+}
+
+using tf = gf::tensor_format;
+
+void matvec_args(benchmark::internal::Benchmark* b) {
+  for (int threads : {1, 2}) {
+    for (tf f : gf::all_tensor_formats) {
+      const bool k = f == tf::q4_k || f == tf::q6_k;
+      const bool q = gf::is_block_quantized(f);
+      for (int int8 : {1, 0}) {
+        if (!q && int8) continue;
+        b->Args({int(f), 640, 2048, threads, int8});       // ffn_down
+        if (!k) b->Args({int(f), 2048, 640, threads, int8});  // ffn_gate / ffn_up
+        if (f == tf::q8_0 || f == tf::bf16) b->Args({int(f), 262144, 640, threads, int8});  // LM head
+      }
+    }
+  }
+}
+
+void prefill_args(benchmark::internal::Benchmark* b) {
+  for (int threads : {1, 2})
+    for (tf f : {tf::q8_0, tf::q5_0, tf::q4_k, tf::q6_k, tf::bf16, tf::f32})
+      for (int int8 : {1, 0}) {
+        if (!gf::is_block_quantized(f) && int8) continue;
+        b->Args({int(f), 640, 2048, threads, int8});
+      }
+}
+
+}  // namespace
+
+BENCHMARK(BM_stream)->Args({96, 1})->Args({96, 2})->Args({178, 1})->Args({178, 2})->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_matvec)->Apply(matvec_args)->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_prefill)->Apply(prefill_args)->UseRealTime()->Unit(benchmark::kMicrosecond);
+
+BENCHMARK_MAIN();

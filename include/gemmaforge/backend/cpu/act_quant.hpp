@@ -1,0 +1,190 @@
+#pragma once
+// Activation rows quantized to 8-bit blocks for the integer matmul path (math::quantize_act_block
+// per 32 values), laid out for the SIMD kernels. One row of `cols` values, nb = cols / 32 blocks,
+// padded to an even count nbp (an AVX-512 register covers two blocks; padding blocks are zero):
+//   q     int8  [nbp * 32]   quantized values
+//   nsum4 int32 [nbp * 8]    -(sum of each group of 4 q): the kernels shift it by log2 of the
+//                            weight's zero point (q8_0 XOR trick 128, q5_0 16, q6_k 32) and start
+//                            the integer dot product from it, so unsigned weight codes give the
+//                            exact signed dot product
+//   dxv   f32   [nbp * 8]    each block's scale repeated over its 8 lanes
+//   dx    f32   [nbp]        each block's scale (scalar kernels)
+//   xsum  f32   [nbp]        dx * sum(q) of each block (q4_k's min term)
+// Row stride is a multiple of 64 bytes. Quantization is per row, so a row's bytes do not depend
+// on the other rows of the batch; all three ISAs produce identical bytes.
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include <gemmaforge/backend/cpu/cpu_features.hpp>
+#include <gemmaforge/backend/cpu/simd.hpp>
+#include <gemmaforge/core/macros.hpp>
+#include <gemmaforge/math/quant.hpp>
+
+namespace gemmaforge::cpu {
+
+struct act_layout {
+  int nb = 0, nbp = 0;
+  std::size_t q = 0, nsum4 = 0, dxv = 0, dx = 0, xsum = 0, row_bytes = 0;
+};
+
+constexpr act_layout make_act_layout(int cols) {
+  act_layout L;
+  L.nb = cols / 32;
+  L.nbp = (L.nb + 1) & ~1;
+  L.q = 0;
+  L.nsum4 = L.q + std::size_t(L.nbp) * 32;
+  L.dxv = L.nsum4 + std::size_t(L.nbp) * 32;
+  L.dx = L.dxv + std::size_t(L.nbp) * 32;
+  L.xsum = L.dx + std::size_t(L.nbp) * 4;
+  L.row_bytes = (L.xsum + std::size_t(L.nbp) * 4 + 63) & ~std::size_t(63);
+  return L;
+}
+
+// Read-only view of one quantized row.
+struct act_row {
+  const std::int8_t* q;
+  const std::int32_t* nsum4;
+  const float* dxv;
+  const float* dx;
+  const float* xsum;
+};
+
+inline act_row act_row_at(const std::byte* base, const act_layout& L, std::int64_t t) {
+  const std::byte* p = base + std::size_t(t) * L.row_bytes;
+  return {reinterpret_cast<const std::int8_t*>(p + L.q), reinterpret_cast<const std::int32_t*>(p + L.nsum4),
+          reinterpret_cast<const float*>(p + L.dxv), reinterpret_cast<const float*>(p + L.dx),
+          reinterpret_cast<const float*>(p + L.xsum)};
+}
+
+namespace detail {
+
+inline void quantize_act_row_scalar(const float* x, const act_layout& L, std::byte* row) {
+  auto* q = reinterpret_cast<std::int8_t*>(row + L.q);
+  auto* ns = reinterpret_cast<std::int32_t*>(row + L.nsum4);
+  auto* dxv = reinterpret_cast<float*>(row + L.dxv);
+  auto* dx = reinterpret_cast<float*>(row + L.dx);
+  auto* xs = reinterpret_cast<float*>(row + L.xsum);
+  for (int b = 0; b < L.nbp; ++b) {
+    if (b >= L.nb) {
+      std::memset(q + 32 * b, 0, 32);
+      for (int j = 0; j < 8; ++j) { ns[8 * b + j] = 0; dxv[8 * b + j] = 0.0f; }
+      dx[b] = 0.0f;
+      xs[b] = 0.0f;
+      continue;
+    }
+    const float d = math::quantize_act_block(x + 32 * b, q + 32 * b);
+    int total = 0;
+    for (int j = 0; j < 8; ++j) {
+      int s = 0;
+      for (int k = 0; k < 4; ++k) s += q[32 * b + 4 * j + k];
+      ns[8 * b + j] = -s;
+      dxv[8 * b + j] = d;
+      total += s;
+    }
+    dx[b] = d;
+    xs[b] = d * float(total);
+  }
+}
+
+#if GF_X86
+GF_TARGET_AVX2 inline void quantize_act_row_avx2(const float* x, const act_layout& L, std::byte* row) {
+  auto* q = reinterpret_cast<std::int8_t*>(row + L.q);
+  auto* ns = reinterpret_cast<std::int32_t*>(row + L.nsum4);
+  auto* dxv = reinterpret_cast<float*>(row + L.dxv);
+  auto* dx = reinterpret_cast<float*>(row + L.dx);
+  auto* xs = reinterpret_cast<float*>(row + L.xsum);
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  for (int b = 0; b < L.nbp; ++b) {
+    if (b >= L.nb) {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + 32 * b), _mm256_setzero_si256());
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(ns + 8 * b), _mm256_setzero_si256());
+      _mm256_storeu_ps(dxv + 8 * b, _mm256_setzero_ps());
+      dx[b] = 0.0f;
+      xs[b] = 0.0f;
+      continue;
+    }
+    const float* xb = x + 32 * b;
+    __m256 v[4];
+    __m256 m = _mm256_setzero_ps();
+    for (int i = 0; i < 4; ++i) {
+      v[i] = _mm256_loadu_ps(xb + 8 * i);
+      m = _mm256_max_ps(m, _mm256_and_ps(v[i], abs_mask));
+    }
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+    const float amax = _mm_cvtss_f32(m4);
+    const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
+    const float d = amax / 127.0f;
+    const __m256 vid = _mm256_set1_ps(id);
+    __m256i qi[4];
+    for (int i = 0; i < 4; ++i) qi[i] = _mm256_cvtps_epi32(_mm256_mul_ps(v[i], vid));
+    // Pack 32 int32 to 32 int8 in order (packs work per 128-bit lane: fix the order after).
+    const __m256i p01 = _mm256_packs_epi32(qi[0], qi[1]);
+    const __m256i p23 = _mm256_packs_epi32(qi[2], qi[3]);
+    __m256i p = _mm256_packs_epi16(p01, p23);
+    p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + 32 * b), p);
+    const __m256i s4 = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), p), _mm256_set1_epi16(1));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(ns + 8 * b), _mm256_sub_epi32(_mm256_setzero_si256(), s4));
+    __m128i t = _mm_add_epi32(_mm256_castsi256_si128(s4), _mm256_extracti128_si256(s4, 1));
+    t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0x4e));
+    t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0xb1));
+    _mm256_storeu_ps(dxv + 8 * b, _mm256_set1_ps(d));
+    dx[b] = d;
+    xs[b] = d * float(_mm_cvtsi128_si32(t));
+  }
+}
+
+GF_TARGET_AVX512 inline void quantize_act_row_avx512(const float* x, const act_layout& L, std::byte* row) {
+  auto* q = reinterpret_cast<std::int8_t*>(row + L.q);
+  auto* ns = reinterpret_cast<std::int32_t*>(row + L.nsum4);
+  auto* dxv = reinterpret_cast<float*>(row + L.dxv);
+  auto* dx = reinterpret_cast<float*>(row + L.dx);
+  auto* xs = reinterpret_cast<float*>(row + L.xsum);
+  for (int b = 0; b < L.nbp; ++b) {
+    if (b >= L.nb) {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + 32 * b), _mm256_setzero_si256());
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(ns + 8 * b), _mm256_setzero_si256());
+      _mm256_storeu_ps(dxv + 8 * b, _mm256_setzero_ps());
+      dx[b] = 0.0f;
+      xs[b] = 0.0f;
+      continue;
+    }
+    const float* xb = x + 32 * b;
+    const __m512 v0 = _mm512_loadu_ps(xb), v1 = _mm512_loadu_ps(xb + 16);
+    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+    const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
+    const float d = amax / 127.0f;
+    const __m512 vid = _mm512_set1_ps(id);
+    const __m128i q0 = _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(v0, vid)));
+    const __m128i q1 = _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(v1, vid)));
+    const __m256i p = _mm256_set_m128i(q1, q0);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + 32 * b), p);
+    const __m256i s4 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(1), p);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(ns + 8 * b), _mm256_sub_epi32(_mm256_setzero_si256(), s4));
+    __m128i t = _mm_add_epi32(_mm256_castsi256_si128(s4), _mm256_extracti128_si256(s4, 1));
+    t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0x4e));
+    t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0xb1));
+    const int total = _mm_cvtsi128_si32(t);
+    _mm256_storeu_ps(dxv + 8 * b, _mm256_set1_ps(d));
+    dx[b] = d;
+    xs[b] = d * float(total);
+  }
+}
+#endif
+
+}  // namespace detail
+
+// Quantize one activation row into `row` (L.row_bytes bytes).
+inline void quantize_act_row(cpu_isa isa, const float* x, const act_layout& L, std::byte* row) {
+#if GF_X86
+  if (isa == cpu_isa::avx512) return detail::quantize_act_row_avx512(x, L, row);
+  if (isa == cpu_isa::avx2) return detail::quantize_act_row_avx2(x, L, row);
+#endif
+  (void)isa;
+  detail::quantize_act_row_scalar(x, L, row);
+}
+
+}  // namespace gemmaforge::cpu
