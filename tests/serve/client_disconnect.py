@@ -9,7 +9,7 @@ import serve_common as sc
 COMP = "/v1/completions"
 
 
-def long_stream(n=400, prompt="Once upon a time"):
+def long_stream(n=2000, prompt="Once upon a time"):
     # ignore_eos: the request cannot end on its own before the client leaves
     return {"prompt": prompt, "max_tokens": n, "temperature": 0, "ignore_eos": True, "stream": True}
 
@@ -39,7 +39,7 @@ def run(ctx):
     m1 = sc.metrics(ctx)
     assert m1['gemmaforge_streams_total{outcome="client_gone"}'] == m0['gemmaforge_streams_total{outcome="client_gone"}'] + 1
     made = m1["gemmaforge_generation_tokens_total"] - m0["gemmaforge_generation_tokens_total"]
-    assert 3 <= made < 400, f"{made} tokens generated for a client that left after 3"
+    assert 3 <= made < 1000, f"{made} tokens generated for a client that left after 3"
     assert m1["gemmaforge_kv_blocks_used"] == 0, m1
 
     # ---- gone while queued (both batch slots busy): cancelled before it ever takes KV blocks
