@@ -193,6 +193,29 @@ TEST_CASE("kv_pool: prefix sharing reuses full blocks by reference and copies th
   CHECK(pool.reserved_blocks() == 0);
 }
 
+TEST_CASE("kv_pool: blocks two prefix entries share count once as cached, and only when no sequence holds them", "[cpu][kv]") {
+  // A system prompt's entry and the whole prompt's entry (kept side by side on a model with
+  // sliding-window layers) share the system prompt's blocks: each has refcount 2 when cached only.
+  using M = gf::models::tiny_gemma3;
+  pool_fixture<M, float> f({.block_tokens = 4, .global_blocks = 12, .max_batch = 2, .max_seq_len = 32, .prefix_slots = 2});
+  auto& pool = f.pool;
+  const auto ids = iota_ids(13);
+  auto a = pool.admit(ids.data(), 13, 14);
+  REQUIRE(a.slot >= 0);
+  pool.ensure_blocks(a.slot, 13);
+  pool.set_cached_tokens(a.slot, 13);
+  pool.register_prefix(a.slot, ids.data(), 8);   // 2 blocks
+  pool.register_prefix(a.slot, ids.data(), 13);  // 3 blocks, the first 2 shared with the entry above
+  CHECK(pool.prefix_entries() == 2);
+  CHECK(pool.cached_only_blocks() == 0);  // the running sequence holds all of them
+  pool.release(a.slot);
+  CHECK(pool.used_blocks() == 3);
+  CHECK(pool.cached_only_blocks() == 3);
+  CHECK(pool.cached_only_blocks() == 3);  // the count leaves no state behind
+  pool.clear_prefix_cache();
+  CHECK(pool.free_blocks() == 12);
+}
+
 TEST_CASE("kv_pool: a longer chat history replaces the shorter entry it extends", "[cpu][kv]") {
   using M = gf::models::tiny_gemma1;
   pool_fixture<M> f({.block_tokens = 4, .global_blocks = 16, .max_batch = 1, .max_seq_len = 32, .prefix_slots = 2});

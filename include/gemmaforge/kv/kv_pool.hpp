@@ -111,6 +111,7 @@ class kv_pool {
     entries_ = std::make_unique<prefix_entry[]>(std::size_t(std::max(c.prefix_slots, 1)));
     entry_tokens_ = std::make_unique<std::int32_t[]>(std::size_t(c.prefix_slots) * std::size_t(c.max_seq_len) + 1);
     entry_blocks_ = std::make_unique<std::int32_t[]>(std::size_t(c.prefix_slots) * std::size_t(max_blocks_per_seq_) + 1);
+    entry_refs_ = std::make_unique<std::uint16_t[]>(std::size_t(c.global_blocks) + 1);
   }
 
   kv_pool(const kv_pool&) = delete;
@@ -132,14 +133,22 @@ class kv_pool {
     for (std::int32_t e = 0; e < cfg_.prefix_slots; ++e) n += entries_[std::size_t(e)].used;
     return n;
   }
-  // Blocks held only by prefix entries (what evicting every entry would give back).
+  // Blocks held only by prefix entries (what evicting every entry would give back). A block that
+  // several entries share (a system prompt's entry and a longer prompt's) counts once, and only
+  // when no sequence holds it: all its references are entries'.
   std::int32_t cached_only_blocks() const {
     std::int32_t n = 0;
-    for (std::int32_t e = 0; e < cfg_.prefix_slots; ++e) {
-      const auto& en = entries_[std::size_t(e)];
-      if (!en.used) continue;
-      for (std::int32_t i = 0; i < en.n_blocks; ++i) n += alloc_.ref_count(entry_block(e, i)) == 1;
-    }
+    auto each_entry_block = [&](auto&& fn) {
+      for (std::int32_t e = 0; e < cfg_.prefix_slots; ++e)
+        if (entries_[std::size_t(e)].used)
+          for (std::int32_t i = 0; i < entries_[std::size_t(e)].n_blocks; ++i) fn(entry_block(e, i));
+    };
+    each_entry_block([&](std::int32_t b) { ++entry_refs_[std::size_t(b)]; });
+    each_entry_block([&](std::int32_t b) {
+      std::uint16_t& r = entry_refs_[std::size_t(b)];
+      if (r != 0 && r == alloc_.ref_count(b)) ++n;
+      r = 0;  // counted (or not) once; also leaves the scratch zeroed for the next call
+    });
     return n;
   }
 
@@ -434,6 +443,7 @@ class kv_pool {
   std::unique_ptr<prefix_entry[]> entries_;
   std::unique_ptr<std::int32_t[]> entry_tokens_;
   std::unique_ptr<std::int32_t[]> entry_blocks_;
+  std::unique_ptr<std::uint16_t[]> entry_refs_;  // scratch of cached_only_blocks(), all zero between calls
 };
 
 }  // namespace gemmaforge

@@ -65,6 +65,7 @@ struct engine_stats {
   std::uint64_t prompt_tokens = 0, generated_tokens = 0, reused_prompt_tokens = 0, steps = 0;
   std::int32_t running = 0, waiting = 0;
   std::int32_t kv_blocks_total = 0, kv_blocks_used = 0, kv_blocks_reserved = 0;
+  std::int32_t kv_blocks_cached = 0;  // of kv_blocks_used, held only by the prefix cache (evictable)
 };
 
 template <class Model, class Executor, class KvElem>
@@ -96,6 +97,7 @@ class basic_engine {
                                   : cfg_.max_batch * std::int32_t(ceil_div(std::uint64_t(cfg_.max_seq_len),
                                                                            std::uint64_t(cfg_.block_tokens)));
     allocate_arena();
+    snapshot_pool();
     if (cfg_.threaded) worker_ = std::thread([this] { worker_loop(); });
   }
 
@@ -176,6 +178,8 @@ class basic_engine {
     for (auto& r : rest) finish(*r, finish_reason::cancelled);
     for (auto& r : running_) release_and_finish(*r, finish_reason::cancelled);
     running_.clear();
+    std::lock_guard lock(queue_mutex_);
+    snapshot_pool();
   }
 
   // ---- stepping ------------------------------------------------------------------------------
@@ -195,6 +199,7 @@ class basic_engine {
     if (running_.empty()) {
       std::lock_guard lock(queue_mutex_);
       running_count_ = 0;
+      snapshot_pool();
       return;
     }
     build_batch();
@@ -210,6 +215,7 @@ class basic_engine {
     std::lock_guard lock(queue_mutex_);
     running_count_ = std::int32_t(running_.size());
     ++stats_.steps;
+    snapshot_pool();
   }
 
   // ---- introspection -------------------------------------------------------------------------
@@ -218,9 +224,6 @@ class basic_engine {
     engine_stats s = stats_;
     s.waiting = std::int32_t(waiting_.size());
     s.running = running_count_;
-    s.kv_blocks_total = pool_->total_blocks();
-    s.kv_blocks_used = pool_->used_blocks();
-    s.kv_blocks_reserved = pool_->reserved_blocks();
     return s;
   }
   const engine_config& config() const { return cfg_; }
@@ -265,6 +268,16 @@ class basic_engine {
     sample_ids_.assign(std::size_t(V), 0);
     running_.reserve(std::size_t(cfg_.max_batch));
     cancelled_scratch_.reserve(std::size_t(cfg_.max_queue) + 1);
+  }
+
+  // The pool is mutated by the stepping thread outside the queue lock; stats() reads this copy,
+  // taken under the lock at the end of each step, so other threads (a server's /metrics) never
+  // read the pool while it changes.
+  void snapshot_pool() {
+    stats_.kv_blocks_total = pool_->total_blocks();
+    stats_.kv_blocks_used = pool_->used_blocks();
+    stats_.kv_blocks_reserved = pool_->reserved_blocks();
+    stats_.kv_blocks_cached = pool_->cached_only_blocks();
   }
 
   void worker_loop() {

@@ -1,0 +1,138 @@
+// gemmaforge-serve: an OpenAI-compatible HTTP server over the engine's continuous batching.
+//   gemmaforge-serve -m model.gguf --port 8080 --max-batch 8
+//   curl http://127.0.0.1:8080/v1/chat/completions -d '{"messages":[{"role":"user","content":"Hi"}]}'
+// Endpoints, parameters and error behaviour: docs/serving.md.
+//
+// Startup binds the port first (a busy port fails in milliseconds, not after the model load),
+// serves /health as "loading" while the model loads, then prints `listening on http://HOST:PORT`.
+// SIGTERM/SIGINT drain: new requests get 503, in-flight ones finish (or are cancelled after
+// --shutdown-timeout), then the process exits 0.
+#include <httplib.h>
+#include <pthread.h>
+
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <ctime>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "cli.hpp"
+#include "program_engine.hpp"
+#include "server.hpp"
+
+namespace gf = gemmaforge;
+namespace gp = gemmaforge::programs;
+namespace gs = gemmaforge::serve;
+
+namespace {
+
+// A signal that arrived while draining: a second Ctrl-C cancels what is left at once.
+bool signal_pending(const sigset_t& set) {
+  timespec zero{0, 0};
+  return sigtimedwait(&set, nullptr, &zero) > 0;
+}
+
+bool is_loopback(const std::string& host) { return host == "127.0.0.1" || host == "localhost" || host == "::1"; }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"gemmaforge-serve: OpenAI-compatible HTTP server for Gemma models", "gemmaforge-serve"};
+  gp::engine_options eo;
+  eo.max_batch = 4;
+  eo.threaded = true;
+  std::string kv;
+  gs::server_options so;
+  std::string host = "127.0.0.1";
+  int port = 8080;
+  double shutdown_timeout = 10.0;
+  gp::add_engine_flags(app, eo, kv);
+  app.add_option("--host", host, "address to listen on (default 127.0.0.1: this machine only)");
+  app.add_option("--port", port, "TCP port; 0 = any free port (the `listening on` line says which)")->check(CLI::Range(0, 65535));
+  app.add_option("-b,--max-batch", eo.max_batch, "sequences decoded together (continuous batching)")->check(CLI::PositiveNumber);
+  app.add_option("--max-queue", eo.max_queue, "requests waiting for a batch slot or KV blocks; past it: HTTP 429")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--prefix-slots", eo.prefix_slots, "prefix-cache entries (system prompts, chat histories)")->check(CLI::NonNegativeNumber);
+  app.add_option("--api-key", so.api_key, "require 'Authorization: Bearer KEY' on /v1/ endpoints")->envname("GEMMAFORGE_API_KEY");
+  app.add_option("--model-alias", so.model_alias, "model id to list and accept (default: the model's registry name)");
+  app.add_option("--max-body-bytes", so.max_body_bytes, "largest request body; larger ones get HTTP 413")->check(CLI::PositiveNumber);
+  app.add_option("--http-threads", so.http_threads, "connections served at once (each streamed response holds one)")
+      ->check(CLI::Range(1, 4096));
+  app.add_option("--shutdown-timeout", shutdown_timeout, "seconds SIGTERM waits for in-flight requests before cancelling them")
+      ->check(CLI::NonNegativeNumber);
+  if (int rc = gp::parse_cli(app, argc, argv); rc >= 0) return rc;
+
+  // A client that vanishes mid-write must fail the write, not kill the process.
+  std::signal(SIGPIPE, SIG_IGN);
+  // SIGTERM/SIGINT are taken by sigwait() below; blocking them before any thread starts makes
+  // every thread (engine worker, HTTP pool) inherit the mask, so no thread is interrupted.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  std::unique_ptr<gp::program_engine> eng;
+  httplib::Server svr;
+  gs::openai_server server(so);
+  std::thread http;
+  try {
+    gp::finish_engine_flags(eo, kv);
+    server.install(svr);
+    const int bound = port == 0 ? svr.bind_to_any_port(host) : (svr.bind_to_port(host, port) ? port : -1);
+    if (bound <= 0)
+      throw gf::error(gf::errc::io, "cannot listen on " + host + ":" + std::to_string(port) +
+                                        " (port in use, or not an address of this machine)");
+    http = std::thread([&] { svr.listen_after_bind(); });
+    try {
+      eng = gp::open_engine(eo);
+    } catch (...) {
+      svr.stop();
+      http.join();
+      throw;
+    }
+    const auto& info = eng->info();
+    std::fprintf(stderr, "info: model: %s (%s), %s\n", info.name.c_str(), info.path.c_str(), info.weights.c_str());
+    std::fprintf(stderr, "info: engine: %s, KV %s, context %d, max batch %d, queue %d, arena %s, loaded in %.2f s\n",
+                 info.isa.c_str(), info.kv.c_str(), eng->config().max_seq_len, eng->config().max_batch, eng->config().max_queue,
+                 gf::format_bytes(info.arena_bytes).c_str(), eng->load_seconds());
+    if (!is_loopback(host) && so.api_key.empty())
+      std::fprintf(stderr, "warn: listening on %s without --api-key: anyone who reaches it can use it\n", host.c_str());
+    server.set_engine(eng.get());
+    std::fprintf(stderr, "info: serving model id '%s'\n", server.model_id().c_str());
+    std::fprintf(stderr, "listening on http://%s:%d\n", host.c_str(), bound);
+  } catch (const gf::error& e) {
+    std::fprintf(stderr, "gemmaforge-serve: %s\n", e.what());
+    return gp::exit_usage;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "gemmaforge-serve: %s\n", e.what());
+    return 1;
+  }
+
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  std::fprintf(stderr, "info: %s: shutting down; %zu requests in flight (waiting up to %.1f s)\n", sig == SIGINT ? "SIGINT" : "SIGTERM",
+               server.in_flight(), shutdown_timeout);
+  server.begin_drain();
+  const auto t_signal = std::chrono::steady_clock::now();
+  const auto deadline = t_signal + std::chrono::duration<double>(shutdown_timeout);
+  bool idle = server.wait_idle(std::chrono::milliseconds(0));
+  while (!idle && std::chrono::steady_clock::now() < deadline && !signal_pending(stop_signals))
+    idle = server.wait_idle(std::chrono::milliseconds(100));
+  if (!idle) {
+    const std::size_t n = server.cancel_all();
+    std::fprintf(stderr, "warn: cancelled %zu requests still running at shutdown\n", n);
+    // Cancelled streams end with an error event at the engine's next step; give them that long.
+    if (!server.wait_idle(std::chrono::seconds(3)))
+      std::fprintf(stderr, "warn: %zu responses still open at shutdown: closing their connections\n", server.in_flight());
+  }
+  svr.stop();
+  http.join();
+  server.stop_sampler();
+  eng->shutdown();
+  std::fprintf(stderr, "info: stopped %.2f s after the signal\n",
+               std::chrono::duration<double>(std::chrono::steady_clock::now() - t_signal).count());
+  return 0;
+}

@@ -1,0 +1,303 @@
+// Request-body parsing: JSON → openai_request, with OpenAI's field names, defaults and types.
+#include "openai_request.hpp"
+
+#include <cmath>
+#include <limits>
+#include <random>
+
+#include <nlohmann/json.hpp>
+
+#include <gemmaforge/io/utf8.hpp>
+
+namespace gemmaforge::serve {
+
+using json = nlohmann::json;
+
+std::string error_body(const api_error& e) {
+  nlohmann::ordered_json err;
+  err["message"] = e.what();
+  err["type"] = e.type;
+  err["param"] = e.param.empty() ? nlohmann::ordered_json() : nlohmann::ordered_json(e.param);
+  err["code"] = e.code.empty() ? nlohmann::ordered_json() : nlohmann::ordered_json(e.code);
+  nlohmann::ordered_json body;
+  body["error"] = std::move(err);
+  // Messages may quote user input; never let a stray byte turn an error into an exception.
+  return body.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+}
+
+namespace {
+
+const char* type_name(const json& v) {
+  switch (v.type()) {
+    case json::value_t::null: return "null";
+    case json::value_t::boolean: return "a boolean";
+    case json::value_t::string: return "a string";
+    case json::value_t::array: return "an array";
+    case json::value_t::object: return "an object";
+    case json::value_t::number_float: return "a floating-point number";
+    default: return "an integer";
+  }
+}
+
+[[noreturn]] void wrong_type(const std::string& name, const char* expected, const json& got) {
+  throw invalid_request("'" + name + "' must be " + expected + ", got " + type_name(got), name);
+}
+
+// Typed access to the top-level fields. JSON null counts as absent, as in OpenAI's API (clients
+// send `"stop": null` for "not given").
+class fields {
+ public:
+  explicit fields(const json& obj) : obj_(obj) {}
+
+  const json* get(const char* name) const {
+    const auto it = obj_.find(name);
+    return it == obj_.end() || it->is_null() ? nullptr : &*it;
+  }
+  std::optional<double> number(const char* name) const {
+    const json* v = get(name);
+    if (!v) return std::nullopt;
+    if (!v->is_number()) wrong_type(name, "a number", *v);
+    return v->get<double>();
+  }
+  std::optional<std::int64_t> integer(const char* name) const {
+    const json* v = get(name);
+    if (!v) return std::nullopt;
+    if (v->is_number_unsigned()) {
+      // Larger than int64: clamp; every consumer has a far smaller bound and reports it.
+      const auto u = v->get<std::uint64_t>();
+      return std::int64_t(std::min<std::uint64_t>(u, std::uint64_t(std::numeric_limits<std::int64_t>::max())));
+    }
+    if (!v->is_number_integer()) wrong_type(name, "an integer", *v);
+    return v->get<std::int64_t>();
+  }
+  std::optional<bool> boolean(const char* name) const {
+    const json* v = get(name);
+    if (!v) return std::nullopt;
+    if (!v->is_boolean()) wrong_type(name, "a boolean", *v);
+    return v->get<bool>();
+  }
+  std::optional<std::string> string(const char* name) const {
+    const json* v = get(name);
+    if (!v) return std::nullopt;
+    if (!v->is_string()) wrong_type(name, "a string", *v);
+    return v->get<std::string>();
+  }
+
+ private:
+  const json& obj_;
+};
+
+// float fields of sampling_params: a JSON number outside float's range becomes inf, which
+// validate() then rejects with the field's own message.
+float to_float(double d) {
+  if (d > double(std::numeric_limits<float>::max())) return std::numeric_limits<float>::infinity();
+  if (d < -double(std::numeric_limits<float>::max())) return -std::numeric_limits<float>::infinity();
+  return float(d);
+}
+
+std::int32_t to_token_id(const json& v, const std::string& where) {
+  if (!v.is_number_integer()) wrong_type(where, "a token id (integer)", v);
+  const auto id = v.is_number_unsigned() ? std::int64_t(std::min<std::uint64_t>(v.get<std::uint64_t>(), 1ull << 40))
+                                         : v.get<std::int64_t>();
+  if (id < 0 || id > std::numeric_limits<std::int32_t>::max())
+    throw invalid_request("'" + where + "' holds " + std::to_string(id) + ", which is not a token id", "prompt");
+  return std::int32_t(id);
+}
+
+void parse_prompt(const fields& f, openai_request& r) {
+  const json* p = f.get("prompt");
+  if (!p) throw invalid_request("'prompt' is required", "prompt");
+  if (p->is_string()) {
+    r.prompt_text = p->get<std::string>();
+    return;
+  }
+  if (!p->is_array()) wrong_type("prompt", "a string, an array of token ids or an array of one string", *p);
+  if (p->empty()) throw invalid_request("'prompt' must not be empty", "prompt");
+  const json& first = (*p)[0];
+  if (first.is_number()) {  // one prompt as token ids
+    r.prompt_is_ids = true;
+    r.prompt_ids.reserve(p->size());
+    for (std::size_t i = 0; i < p->size(); ++i) r.prompt_ids.push_back(to_token_id((*p)[i], "prompt[" + std::to_string(i) + "]"));
+    return;
+  }
+  // A list of prompts: OpenAI's batch form. One choice per request here, so only a list of one.
+  if (p->size() > 1)
+    throw invalid_request("batched prompts are not supported: send one prompt per request (got " + std::to_string(p->size()) + ")",
+                          "prompt");
+  if (first.is_string()) {
+    r.prompt_text = first.get<std::string>();
+  } else if (first.is_array()) {
+    if (first.empty()) throw invalid_request("'prompt[0]' must not be empty", "prompt");
+    r.prompt_is_ids = true;
+    for (std::size_t i = 0; i < first.size(); ++i)
+      r.prompt_ids.push_back(to_token_id(first[i], "prompt[0][" + std::to_string(i) + "]"));
+  } else {
+    wrong_type("prompt[0]", "a string or an array of token ids", first);
+  }
+}
+
+std::string message_content(const json& m, std::size_t i, const std::string& role) {
+  const std::string where = "messages[" + std::to_string(i) + "].content";
+  const auto it = m.find("content");
+  if (it == m.end() || it->is_null()) {
+    // An assistant turn may have no content (OpenAI allows it next to tool calls).
+    if (role == "assistant") return {};
+    throw invalid_request("'" + where + "' is required", "messages");
+  }
+  if (it->is_string()) return it->get<std::string>();
+  if (!it->is_array()) wrong_type(where, "a string or an array of content parts", *it);
+  // Content parts: text only (no images or audio on these models). Joined with newlines, as vLLM does.
+  std::string text;
+  for (std::size_t k = 0; k < it->size(); ++k) {
+    const json& part = (*it)[k];
+    const std::string pw = where + "[" + std::to_string(k) + "]";
+    if (!part.is_object()) wrong_type(pw, "an object", part);
+    const auto type = part.find("type");
+    if (type == part.end() || !type->is_string() || type->get<std::string>() != "text")
+      throw invalid_request("'" + pw + "': only content parts of type \"text\" are supported", "messages");
+    const auto t = part.find("text");
+    if (t == part.end() || !t->is_string()) throw invalid_request("'" + pw + ".text' must be a string", "messages");
+    if (k) text += '\n';
+    text += t->get<std::string>();
+  }
+  return text;
+}
+
+void parse_messages(const fields& f, openai_request& r) {
+  const json* ms = f.get("messages");
+  if (!ms) throw invalid_request("'messages' is required", "messages");
+  if (!ms->is_array()) wrong_type("messages", "an array", *ms);
+  if (ms->empty()) throw invalid_request("'messages' must not be empty", "messages");
+  for (std::size_t i = 0; i < ms->size(); ++i) {
+    const json& m = (*ms)[i];
+    const std::string where = "messages[" + std::to_string(i) + "]";
+    if (!m.is_object()) wrong_type(where, "an object", m);
+    const auto role_it = m.find("role");
+    if (role_it == m.end() || !role_it->is_string()) throw invalid_request("'" + where + ".role' must be a string", "messages");
+    std::string role = role_it->get<std::string>();
+    if (role == "developer") role = "system";  // OpenAI's newer name for the system role
+    if (role != "system" && role != "user" && role != "assistant")
+      throw invalid_request("'" + where + ".role' is " + quote_for_message(role) + ": expected system, user or assistant",
+                            "messages", "invalid_role");
+    r.messages.push_back(chat_message{role, message_content(m, i, role)});
+  }
+}
+
+void reject_unsupported(const fields& f) {
+  if (const auto n = f.integer("n"); n && *n != 1)
+    throw invalid_request("n = " + std::to_string(*n) + " is not supported: this server returns exactly one choice (n must be 1)", "n");
+  if (const auto b = f.integer("best_of"); b && *b != 1)
+    throw invalid_request("best_of = " + std::to_string(*b) + " is not supported (best_of must be 1)", "best_of");
+  if (const json* lp = f.get("logprobs"); lp && !(lp->is_boolean() && !lp->get<bool>()))
+    throw invalid_request("logprobs are not supported by this server", "logprobs");
+  if (f.boolean("echo").value_or(false)) throw invalid_request("echo is not supported by this server", "echo");
+  if (const auto s = f.string("suffix"); s && !s->empty()) throw invalid_request("suffix is not supported by this server", "suffix");
+  if (const json* lb = f.get("logit_bias"); lb && !(lb->is_object() && lb->empty()))
+    throw invalid_request("logit_bias is not supported by this server", "logit_bias");
+  for (const char* name : {"tools", "functions"})
+    if (const json* t = f.get(name); t && !(t->is_array() && t->empty()))
+      throw invalid_request(std::string(name) + " are not supported by this server (no function calling)", name);
+  if (const json* rf = f.get("response_format")) {
+    const auto type = rf->is_object() ? rf->find("type") : rf->end();
+    if (!rf->is_object() || type == rf->end() || *type != "text")
+      throw invalid_request("response_format: only {\"type\": \"text\"} is supported", "response_format");
+  }
+}
+
+void parse_sampling(const fields& f, openai_request& r) {
+  sampling_params& s = r.sampling;
+  s.temperature = 1.0f;  // OpenAI's defaults (the engine's own default is greedy)
+  s.top_p = 1.0f;
+  if (auto v = f.number("temperature")) s.temperature = to_float(*v);
+  if (auto v = f.number("top_p")) s.top_p = to_float(*v);
+  if (auto v = f.integer("top_k")) {
+    if (*v < -1) throw invalid_request("top_k must be >= 0 (0 or -1 = off)", "top_k");
+    s.top_k = *v == -1 ? 0 : std::int32_t(std::min<std::int64_t>(*v, std::numeric_limits<std::int32_t>::max()));
+  }
+  if (auto v = f.number("min_p")) s.min_p = to_float(*v);
+  if (auto v = f.number("frequency_penalty")) s.frequency_penalty = to_float(*v);
+  if (auto v = f.number("presence_penalty")) s.presence_penalty = to_float(*v);
+  if (auto v = f.number("repetition_penalty")) s.repetition_penalty = to_float(*v);
+  if (auto v = f.integer("seed")) {
+    s.seed = std::uint64_t(*v);  // two's complement: negative seeds are seeds too
+    r.seed_given = true;
+  } else {
+    thread_local std::mt19937_64 rng{std::random_device{}()};
+    s.seed = rng();
+  }
+  try {
+    validate(s);
+  } catch (const error& e) {
+    // validate() names the field first ("top_p must be in (0, 1]").
+    const std::string msg = e.what();
+    throw invalid_request(msg, msg.substr(0, msg.find(' ')));
+  }
+}
+
+void parse_stop(const fields& f, openai_request& r) {
+  const json* st = f.get("stop");
+  if (!st) return;
+  if (st->is_string()) {
+    r.stop.push_back(st->get<std::string>());
+  } else if (st->is_array()) {
+    if (st->size() > max_stop_strings)
+      throw invalid_request("'stop' has " + std::to_string(st->size()) + " strings; at most " + std::to_string(max_stop_strings) +
+                                " are supported",
+                            "stop");
+    for (std::size_t i = 0; i < st->size(); ++i) {
+      if (!(*st)[i].is_string()) wrong_type("stop[" + std::to_string(i) + "]", "a string", (*st)[i]);
+      r.stop.push_back((*st)[i].get<std::string>());
+    }
+  } else {
+    wrong_type("stop", "a string or an array of strings", *st);
+  }
+  for (const auto& s : r.stop)
+    if (s.empty()) throw invalid_request("stop strings must not be empty", "stop");
+}
+
+}  // namespace
+
+openai_request parse_openai_request(api_kind kind, std::string_view body) {
+  // JSON text is UTF-8 (RFC 8259); checking the whole body first gives one clear message, where
+  // the parser's would quote the offending bytes.
+  if (const std::size_t bad = utf8_first_invalid(body); bad != std::string_view::npos)
+    throw invalid_request("request body is not valid UTF-8 (invalid byte at offset " + std::to_string(bad) + ")", {}, "invalid_utf8");
+  json doc;
+  try {
+    doc = json::parse(body);
+  } catch (const json::parse_error& e) {
+    throw invalid_request(std::string("request body is not valid JSON: ") + e.what(), {}, "invalid_json");
+  }
+  if (!doc.is_object()) throw invalid_request(std::string("request body must be a JSON object, got ") + type_name(doc), {}, "invalid_json");
+
+  const fields f(doc);
+  openai_request r;
+  r.kind = kind;
+  if (auto m = f.string("model")) r.model = *m;
+  reject_unsupported(f);
+  if (kind == api_kind::completion) parse_prompt(f, r);
+  else parse_messages(f, r);
+
+  const auto mct = f.integer("max_completion_tokens");
+  const auto mt = f.integer("max_tokens");
+  if (mct || mt) {
+    const char* name = mct ? "max_completion_tokens" : "max_tokens";
+    r.max_tokens = mct ? *mct : *mt;
+    if (*r.max_tokens < 1) throw invalid_request(std::string(name) + " must be at least 1, got " + std::to_string(*r.max_tokens), name);
+  }
+  parse_sampling(f, r);
+  parse_stop(f, r);
+  r.ignore_eos = f.boolean("ignore_eos").value_or(false);
+  r.stream = f.boolean("stream").value_or(false);
+  if (const json* so = f.get("stream_options")) {
+    if (!so->is_object()) wrong_type("stream_options", "an object", *so);
+    const auto iu = so->find("include_usage");
+    if (iu != so->end() && !iu->is_null()) {
+      if (!iu->is_boolean()) wrong_type("stream_options.include_usage", "a boolean", *iu);
+      r.include_usage = iu->get<bool>();
+    }
+  }
+  return r;
+}
+
+}  // namespace gemmaforge::serve

@@ -1,0 +1,92 @@
+#pragma once
+// Streaming one request to its client as server-sent events.
+//
+// Two threads meet here. The engine thread calls the request's on_token callback once per token
+// for every running sequence in a step: it must never wait for a client, or one slow reader would
+// stall the whole batch. So the callback only appends the text to this request's token_channel
+// (a mutex held for a string append) and returns. The HTTP thread that owns the connection drains
+// the channel and does the socket writes; a slow client only slows its own thread.
+//
+// A client that goes away is noticed by the HTTP thread: a failed write, or, while no tokens
+// arrive (the request is still queued or prefilling), a peek that sees the socket's EOF. Either way
+// the request is cancelled and the engine frees its KV blocks at its next step.
+#include <chrono>
+#include <cstdint>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include <gemmaforge/runtime/request.hpp>
+
+#include "openai_response.hpp"
+
+namespace httplib {
+class DataSink;
+}
+
+namespace gemmaforge::serve {
+
+class token_channel {
+ public:
+  // Engine thread.
+  void push(const token_event& e);
+
+  struct batch {
+    std::string text;              // everything produced since the last take
+    std::int32_t tokens = 0;       // tokens produced so far (all takes)
+    bool finished = false;
+    finish_reason reason = finish_reason::none;
+  };
+  // HTTP thread: wait up to `timeout` for text or the end, then take what is there. False when
+  // nothing arrived.
+  bool take(std::chrono::milliseconds timeout, batch& out);
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::string pending_;
+  std::int32_t tokens_ = 0;
+  bool finished_ = false;
+  finish_reason reason_ = finish_reason::none;
+};
+
+// How a stream ended, for the access log and the metrics.
+struct stream_outcome {
+  enum class kind { completed, client_gone, cancelled, failed } how = kind::completed;
+  finish_reason reason = finish_reason::none;
+  usage_counts usage;
+  std::string detail;   // error message (failed) or why it was cancelled
+};
+
+class sse_stream {
+ public:
+  sse_stream(response_meta meta, request_handle handle, std::shared_ptr<token_channel> channel, bool include_usage,
+             std::function<void(const stream_outcome&)> on_end);
+  ~sse_stream();  // cancels the request if the stream ended before it did
+  sse_stream(const sse_stream&) = delete;
+  sse_stream& operator=(const sse_stream&) = delete;
+
+  // cpp-httplib's chunked content provider: called by the HTTP thread until it calls sink.done()
+  // (the stream is complete) or returns false (the client is gone: the connection is closed).
+  bool pump(httplib::DataSink& sink);
+
+  // How often an idle stream checks that its client is still connected.
+  static constexpr std::chrono::milliseconds poll_interval{200};
+
+ private:
+  bool write(httplib::DataSink& sink, const std::string& event);
+  bool client_gone();
+  void end(stream_outcome o);
+
+  response_meta meta_;
+  request_handle handle_;
+  std::shared_ptr<token_channel> channel_;
+  bool include_usage_ = false;
+  std::function<void(const stream_outcome&)> on_end_;
+  std::int32_t tokens_seen_ = 0;
+  bool started_ = false, ended_ = false;
+};
+
+}  // namespace gemmaforge::serve

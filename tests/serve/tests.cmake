@@ -1,0 +1,33 @@
+# gemmaforge-serve tests: the real server with the real model (Gemma 3 270M, installed by
+# scripts/setup) on a loopback port, driven by Python client scripts (the official openai client,
+# and raw HTTP for what that client hides). Each test starts its own server (--port 0, flags of its
+# own), runs one script, stops the server with SIGTERM and checks that it exits 0 with no error
+# line in its log. They skip (77) only when the Python package openai is missing.
+if(NOT TARGET gemmaforge-serve)
+  return()
+endif()
+find_package(Python3 COMPONENTS Interpreter QUIET)
+if(NOT Python3_FOUND)
+  message(WARNING "gemmaforge: no Python 3 interpreter: the serve tests are not registered")
+  return()
+endif()
+set(GF_SERVE_TEST_DIR "${CMAKE_CURRENT_LIST_DIR}")
+
+# gf_serve_test(<name> <client script> [server flags...])
+function(gf_serve_test name script)
+  add_test(NAME serve.${name}
+    COMMAND ${Python3_EXECUTABLE} "${GF_SERVE_TEST_DIR}/serve_driver.py" --server $<TARGET_FILE:gemmaforge-serve>
+            --script "${GF_SERVE_TEST_DIR}/${script}" --name ${name} -- ${ARGN})
+  # One server at a time: they share 2 cores in CI, and the timing-sensitive ones (slow client,
+  # shutdown timeout) should not compete with each other.
+  set_tests_properties(serve.${name} PROPERTIES LABELS "cpu;serve;model" TIMEOUT 300 SKIP_RETURN_CODE 77
+                       RESOURCE_LOCK gemmaforge_serve)
+endfunction()
+
+gf_serve_test(openai_client client_openai.py --api-key test-key-123 --max-batch 4)
+gf_serve_test(bad_input client_bad_input.py --ctx-size 256 --max-body-bytes 65536)
+gf_serve_test(disconnect client_disconnect.py --max-batch 2)
+gf_serve_test(queue_full client_queue_full.py --max-batch 1 --max-queue 1)
+gf_serve_test(shutdown client_shutdown.py)
+gf_serve_test(shutdown_timeout client_shutdown_timeout.py --shutdown-timeout 1)
+gf_serve_test(load client_load.py --max-batch 8)
