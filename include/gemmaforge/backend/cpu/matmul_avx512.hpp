@@ -337,6 +337,25 @@ struct exact_k {
           for (int t = 0; t < NT; ++t) acc[r][t] = _mm512_fmadd_ps(w, xv[t], acc[r][t]);
         }
       }
+    } else if constexpr (F == tensor_format::q8_0) {
+      // Dequantize in registers (d * q is exact) instead of through the buffer: the LM head of
+      // the Q4_K_M files is Q8_0, the largest matrix of a decode step.
+      const int nb = k.cols / 32;
+      tile_prefetch pf(k, r0, NR, nb, t0 == 0);
+      for (int b = 0; b < nb; ++b) {
+        pf.step();
+        __m512 d[NR];
+        for (int r = 0; r < NR; ++r) d[r] = _mm512_set1_ps(f16_scalar(reinterpret_cast<const block_q8_0*>(wr[r])[b].d));
+        for (int h = 0; h < 2; ++h) {
+          __m512 xv[NT];
+          for (int t = 0; t < NT; ++t) xv[t] = _mm512_loadu_ps(xt[t] + 32 * b + 16 * h);
+          for (int r = 0; r < NR; ++r) {
+            const std::int8_t* qs = reinterpret_cast<const block_q8_0*>(wr[r])[b].qs + 16 * h;
+            const __m512 w = _mm512_mul_ps(d[r], _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs)))));
+            for (int t = 0; t < NT; ++t) acc[r][t] = _mm512_fmadd_ps(w, xv[t], acc[r][t]);
+          }
+        }
+      }
     } else {
       alignas(64) float buf[NR][256];
       constexpr int be = int(block_elems(F)), bb = int(block_bytes(F));
