@@ -67,7 +67,7 @@ struct attn_layout {
   static constexpr bool scaled = kv_has_scale<KvElem>;
   static constexpr std::size_t state_floats = std::size_t(G) * (D + 2);  // m[G], l[G], acc[G][D]
   std::size_t kc = 0, vc = 0, ks = 0, vs = 0, partials = 0, bytes = 0;
-  attn_layout(int T, int max_context) {
+  constexpr attn_layout(int T, int max_context) {
     const std::size_t elems = std::size_t(T) * KVH * D;
     kc = 0;
     vc = align64(kc + elems * sizeof(KvElem));
