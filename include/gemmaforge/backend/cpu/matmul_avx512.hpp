@@ -92,6 +92,16 @@ GF_AVX512_FN __m512 q6_k_scales(const block_q6_k* b) {
   return _mm512_mul_ps(_mm512_set1_ps(f16_scalar(b->d)), sc);
 }
 
+// 128-bit lane i of v (the intrinsic needs an immediate; loops pass a variable).
+GF_AVX512_FN __m128i lane128(__m512i v, int i) {
+  switch (i) {
+    case 0: return _mm512_extracti32x4_epi32(v, 0);
+    case 1: return _mm512_extracti32x4_epi32(v, 1);
+    case 2: return _mm512_extracti32x4_epi32(v, 2);
+    default: return _mm512_extracti32x4_epi32(v, 3);
+  }
+}
+
 GF_AVX512_FN __m512i lane_index(int a, int b) {  // [a x 8, b x 8]
   return _mm512_setr_epi32(a, a, a, a, a, a, a, a, b, b, b, b, b, b, b, b);
 }
@@ -306,7 +316,7 @@ GF_AVX512_FN void dequant(const std::byte* src, float* dst, int n) {
         const __m512 dl = _mm512_permutexvar_ps(_mm512_set1_epi32(2 * j + s), sc);
         const __m512 ml = _mm512_permutexvar_ps(_mm512_set1_epi32(8 + 2 * j + s), sc);
         for (int h = 0; h < 2; ++h) {
-          const __m128i q8 = _mm512_extracti32x4_epi32(codes, 2 * s + h);
+          const __m128i q8 = lane128(codes, 2 * s + h);
           const __m512 q = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(q8));
           // dl * q is exact, so the fused form rounds once, like the canonical dl*q - ml.
           _mm512_store_ps(dst + 64 * j + 32 * s + 16 * h, _mm512_fmsub_ps(dl, q, ml));
@@ -324,7 +334,7 @@ GF_AVX512_FN void dequant(const std::byte* src, float* dst, int n) {
         const int c = 2 * n2 + h;
         for (int s = 0; s < 4; ++s) {
           const __m512 d = _mm512_permutexvar_ps(_mm512_set1_epi32(4 * c + s), sc);
-          const __m512 qf = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm512_extracti32x4_epi32(q, s)));
+          const __m512 qf = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(lane128(q, s)));
           _mm512_store_ps(dst + 64 * c + 16 * s, _mm512_mul_ps(d, qf));
         }
       }
