@@ -14,16 +14,19 @@
 //     production engines do. On Gemma 3 270M's LM head (tests/unit/cpu_model_test.cpp) the logits
 //     differ from the exact path by up to 0.20-0.28 (rms 0.04-0.06) for logits of magnitude 22-32.
 //   int16_activations: 15-bit activations (scale amax/16256) held as two int8 digits, two integer
-//     passes: ~128x less activation rounding, at roughly 1.3-1.6x the int8 path's compute.
-//   exact: weights are dequantized to f32 and multiplied with the f32 activations.
-// Both follow a fixed summation order per element (math/quant.hpp: dot_exact, dot_act) that does
+//     passes: ~128x less activation rounding (LM head logits within 0.0014-0.0024 of the exact
+//     path), at 1.3-1.35x the int8 path's compute (Zen 4, L2-resident weights).
+//   exact: weights are dequantized to f32 and multiplied with the f32 activations (compute bound
+//     for the k-quants and Q5_0 on this CPU: 6-8 GB/s of weights per core).
+// All follow a fixed summation order per element (math/quant.hpp: dot_exact, dot_act) that does
 // not depend on n_rows_x, the row's place in the batch, the thread count, or the ISA: scalar,
 // AVX2 and AVX-512 give the same bits (tested), so results are batch invariant.
 //
-// Threads: the pool's threads take contiguous row ranges (parts claimed dynamically). Nothing is allocated per call when
-// options.scratch is given (matmul_scratch_bytes); without it the int8 path uses a per-calling-
-// thread buffer that only grows. Activations quantized once can be shared by several matmuls
-// with the same input (q/k/v, gate/up): quantize_activations() + options.act_q.
+// Threads: the pool's threads take contiguous row ranges (parts claimed dynamically). Nothing is
+// allocated per call when options.scratch is given (matmul_scratch_bytes); without it the integer
+// paths use a per-calling-thread buffer that only grows. Activations quantized once can be shared
+// by several matmuls with the same input (q/k/v, gate/up): quantize_activations() + options.act_q.
+// y must not alias x.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
