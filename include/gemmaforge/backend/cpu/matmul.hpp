@@ -15,7 +15,7 @@
 //     differ from the exact path by up to 0.20-0.28 (rms 0.04-0.06) for logits of magnitude 22-32.
 //   int16_activations: 15-bit activations (scale amax/16256) held as two int8 digits, two integer
 //     passes: ~128x less activation rounding (LM head logits within 0.0014-0.0024 of the exact
-//     path), at 1.3-1.35x the int8 path's compute (Zen 4, L2-resident weights).
+//     path), at 1.2-1.4x the int8 path's compute (Zen 4, L2-resident weights).
 //   exact: weights are dequantized to f32 and multiplied with the f32 activations (compute bound
 //     for the k-quants and Q5_0 on this CPU: 6-8 GB/s of weights per core).
 // All follow a fixed summation order per element (math/quant.hpp: dot_exact, dot_act) that does
