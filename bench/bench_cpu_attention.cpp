@@ -2,12 +2,14 @@
 //   BM_attention_decode/<context>/<threads>   one query token at position `context`; bytes/s =
 //                                             K+V bytes read (context x 2 x 256 x 2 B)
 //   BM_stream_kv/<context>/<threads>          streaming read of the same bytes (the baseline)
+//   best_frac counter: interleaved best-of-12 ratio of the two (robust on a shared machine)
 // The cache is laid out as the engine's block pool: 16-token blocks in scrambled order. Several
 // independent caches are visited round robin so that contexts whose KV fits in L2/L3 still
 // stream from DRAM as in a real decode step (18 layers x 2 planes per token).
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <memory>
 #include <numeric>
@@ -60,6 +62,8 @@ kv_set make_kv(int context) {
   return s;
 }
 
+std::uint64_t stream_kv_once(cpu::thread_pool& pool, const kv_set& kv, int c, std::size_t n);
+
 void BM_attention_decode(benchmark::State& st) {
   const int context = int(st.range(0));
   auto& pool = pool_of(int(st.range(1)));
@@ -74,11 +78,28 @@ void BM_attention_decode(benchmark::State& st) {
   prm.scale = 1.0f / 16.0f;
   std::vector<std::byte> scratch(cpu::attention_scratch_bytes<shape, elem>(1, context + 1) + 64);
   std::byte* s = scratch.data() + (64 - reinterpret_cast<std::uintptr_t>(scratch.data()) % 64) % 64;
-  int c = 0;
-  for (auto _ : st) {
+  auto one = [&](int c) {
     const gf::kv_cache_view view{kv.k.data() + kv.plane() * c, kv.v.data() + kv.plane() * c, nullptr, nullptr,
                                  kv.table.data() + std::size_t(c) * kv.blocks, kv.blocks, bt, 1, shape::head_dim};
     cpu::attention<shape, elem>(pool, prm, q.data(), kn.data(), vn.data(), view, out.data(), s);
+  };
+  // best_frac: interleaved best-of-12 of (stream all copies' K+V, attend over all copies).
+  double best_s = 1e30, best_a = 1e30;
+  std::uint64_t sink = 0;
+  for (int r = 0; r < 12; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int c = 0; c < kv.copies; ++c) sink += stream_kv_once(pool, kv, c, std::size_t(context) * shape::head_dim);
+    const auto t1 = std::chrono::steady_clock::now();
+    for (int c = 0; c < kv.copies; ++c) one(c);
+    const auto t2 = std::chrono::steady_clock::now();
+    best_s = std::min(best_s, std::chrono::duration<double>(t1 - t0).count());
+    best_a = std::min(best_a, std::chrono::duration<double>(t2 - t1).count());
+  }
+  benchmark::DoNotOptimize(sink);
+  st.counters["best_frac"] = best_s / best_a;
+  int c = 0;
+  for (auto _ : st) {
+    one(c);
     benchmark::ClobberMemory();
     c = (c + 1) % kv.copies;
   }
@@ -98,6 +119,15 @@ GF_TARGET_AVX2 std::uint64_t read_sum(const elem* p, std::size_t n) {
   return std::uint64_t(_mm256_extract_epi64(a, 0) + _mm256_extract_epi64(a, 3));
 }
 
+std::uint64_t stream_kv_once(cpu::thread_pool& pool, const kv_set& kv, int c, std::size_t n) {
+  std::uint64_t sums[2] = {};
+  pool.run([&](int i, int parts) {
+    const std::size_t b = n * i / parts, e = n * (i + 1) / parts;
+    sums[i] = read_sum(kv.k.data() + kv.plane() * c + b, e - b) + read_sum(kv.v.data() + kv.plane() * c + b, e - b);
+  });
+  return sums[0] + sums[1];
+}
+
 void BM_stream_kv(benchmark::State& st) {
   const int context = int(st.range(0));
   auto& pool = pool_of(int(st.range(1)));
@@ -105,12 +135,7 @@ void BM_stream_kv(benchmark::State& st) {
   const std::size_t n = std::size_t(context) * shape::head_dim;
   int c = 0;
   for (auto _ : st) {
-    std::uint64_t sums[2] = {};
-    pool.run([&](int i, int parts) {
-      const std::size_t b = n * i / parts, e = n * (i + 1) / parts;
-      sums[i] = read_sum(kv.k.data() + kv.plane() * c + b, e - b) + read_sum(kv.v.data() + kv.plane() * c + b, e - b);
-    });
-    benchmark::DoNotOptimize(sums);
+    benchmark::DoNotOptimize(stream_kv_once(pool, kv, c, n));
     c = (c + 1) % kv.copies;
   }
   st.SetBytesProcessed(std::int64_t(st.iterations()) * context * 2 * shape::head_dim * std::int64_t(sizeof(elem)));

@@ -9,12 +9,12 @@
 // decode a weight block once for up to 4 activation rows and keep it in registers.
 //
 // Three precisions for block-quantized weights (f32/f16/bf16 weights always use the exact path):
-//   int8_activations (default): each 32-value block of x is quantized to int8 (scale amax/127)
+//   int8_activations: each 32-value block of x is quantized to int8 (scale amax/127)
 //     and multiplied with integer dot products (AVX-512 VNNI vpdpbusd, AVX2 maddubs), the way
 //     production engines do. On Gemma 3 270M's LM head (tests/unit/cpu_model_test.cpp) the logits
 //     differ from the exact path by up to 0.20-0.28 (rms 0.04-0.06) for logits of magnitude 22-32.
-//   int16_activations: 15-bit activations (scale amax/16256) held as two int8 digits, two integer
-//     passes: ~128x less activation rounding (LM head logits within 0.0014-0.0024 of the exact
+//   int16_activations (default): 15-bit activations (scale amax/16256) held as two int8 digits,
+//     two integer passes: ~128x less activation rounding (LM head logits within 0.0014-0.0024 of the exact
 //     path), at 1.2-1.4x the int8 path's compute (Zen 4, L2-resident weights).
 //   exact: weights are dequantized to f32 and multiplied with the f32 activations (compute bound
 //     for the k-quants and Q5_0 on this CPU: 6-8 GB/s of weights per core).
@@ -48,7 +48,9 @@ namespace gemmaforge::cpu {
 enum class matmul_precision : std::uint8_t { int8_activations, int16_activations, exact };
 
 struct matmul_options {
-  matmul_precision precision = matmul_precision::int8_activations;
+  // Default: 15-bit activations, near-exact logits (top-1 agreement with the f32 reference is what
+  // the engine is tested on) at integer speed; int8_activations is faster, exact is slowest.
+  matmul_precision precision = matmul_precision::int16_activations;
   cpu_isa isa = default_cpu_isa();
   // integer paths: >= matmul_scratch_bytes(cols, n_rows_x, precision) bytes, 64-byte aligned;
   // nullptr = an internal per-calling-thread buffer.
@@ -58,7 +60,7 @@ struct matmul_options {
 };
 
 // Bytes of quantized activations for n rows of `cols` values (the integer paths' scratch).
-constexpr std::size_t matmul_scratch_bytes(int cols, int n_rows_x, matmul_precision p = matmul_precision::int8_activations) {
+constexpr std::size_t matmul_scratch_bytes(int cols, int n_rows_x, matmul_precision p = matmul_precision::int16_activations) {
   return make_act_layout(cols, p == matmul_precision::int16_activations).row_bytes * std::size_t(n_rows_x);
 }
 
@@ -165,7 +167,7 @@ inline std::byte* fallback_scratch(std::size_t bytes) {
 // bytes, 64-byte aligned) for matmul_options::act_q with the same precision p (int8 or int16
 // activations). Bytes are identical for every ISA.
 inline void quantize_activations(thread_pool& pool, const float* x, int n_rows, int cols, std::byte* dst,
-                                 matmul_precision p = matmul_precision::int8_activations, cpu_isa isa = default_cpu_isa()) {
+                                 matmul_precision p = matmul_precision::int16_activations, cpu_isa isa = default_cpu_isa()) {
   isa = clamp_cpu_isa(isa);
   const act_layout L = make_act_layout(cols, p == matmul_precision::int16_activations);
   auto quant = [&](std::int64_t b, std::int64_t e) {
