@@ -198,3 +198,13 @@ TEST_CASE("attention: small heads <4,1,16>, <4,2,16>, MHA <2,2,32>", "[cpu][kern
     check_all_kv<gf::attention_shape<2, 2, 32>>({270, window, 0.0f, 2.0f});
   }
 }
+
+TEST_CASE("attention scratch size is a compile-time constant", "[cpu][attention]") {
+  constexpr std::size_t decode = cpu::attention_scratch_bytes<gf::attention_shape<4, 1, 256>, gf::bf16>(1, 32768);
+  constexpr std::size_t prefill = cpu::attention_scratch_bytes<gf::attention_shape<4, 1, 256>, gf::bf16>(512, 32768);
+  static_assert(decode > 0 && prefill > 0);
+  // decode: chunk K/V (2 x 512 B) + split partials (32768 / 256 + 2 splits x 4 heads x (256 + 2)
+  // floats); prefill: chunk K/V only (512 tokens x 2 x 512 B), the split path is not used.
+  REQUIRE(decode == 2 * 512 + 130 * 4 * 258 * 4);
+  REQUIRE(prefill == 2 * 512 * 512);
+}

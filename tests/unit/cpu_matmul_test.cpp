@@ -79,27 +79,29 @@ TEST_CASE("matmul exact path matches a double reference on every ISA, bit-identi
   }
 }
 
-TEST_CASE("matmul int8 path: canonical bits on every ISA, error within the activation rounding bound", "[cpu][kernels]") {
+TEST_CASE("matmul int8/int16-activation paths: canonical bits on every ISA, error within the rounding bound", "[cpu][kernels]") {
   cpu::thread_pool pool(2);
+  for (auto prec : {cpu::matmul_precision::int8_activations, cpu::matmul_precision::int16_activations})
   for (tensor_format f : {tensor_format::q8_0, tensor_format::q5_0, tensor_format::q4_k, tensor_format::q6_k}) {
     for (const shape s : shapes_for(f)) {
       for (int n : {1, 5}) {
-        INFO("format " << gf::to_string(f) << " rows " << s.rows << " cols " << s.cols << " tokens " << n);
+        const bool wide = prec == cpu::matmul_precision::int16_activations;
+        INFO("format " << gf::to_string(f) << " rows " << s.rows << " cols " << s.cols << " tokens " << n << " 15-bit " << wide);
         const auto w = gf_test::random_weight(f, s.rows, s.cols, 777u + unsigned(s.cols) + unsigned(f));
         const auto x = gf_test::random_floats(std::size_t(n) * s.cols, 5u + unsigned(n));
         // Canonical result: the scalar quantizer + math::dot_act.
-        const cpu::act_layout L = cpu::make_act_layout(s.cols);
-        std::vector<std::byte> qa(cpu::matmul_scratch_bytes(s.cols, n));
+        const cpu::act_layout L = cpu::make_act_layout(s.cols, wide);
+        std::vector<std::byte> qa(cpu::matmul_scratch_bytes(s.cols, n, prec));
         for (int t = 0; t < n; ++t)
           cpu::quantize_act_row(cpu::cpu_isa::scalar, x.data() + std::size_t(t) * s.cols, L, qa.data() + t * L.row_bytes);
         for (auto isa : gf_test::available_isas()) {
           INFO("isa " << cpu::to_string(isa));
-          const auto y = run(pool, w.view, x, n, cpu::matmul_precision::int8_activations, isa);
+          const auto y = run(pool, w.view, x, n, prec, isa);
           for (std::int64_t r = 0; r < s.rows; ++r) {
             const auto wr = gf_test::ref_dequant_row(f, w.view.row(r), s.cols);
             for (int t = 0; t < n; ++t) {
               const cpu::act_row a = cpu::act_row_at(qa.data(), L, t);
-              const float canon = gf::math::dot_act(f, w.view.row(r), a.q, a.dx, L.nb);
+              const float canon = gf::math::dot_act(f, w.view.row(r), a.q, a.q2, a.dx, L.nb);
               const float got = y[std::size_t(t) * s.rows + r];
               REQUIRE(gf_test::same_bits(got, canon));
               // |sum w (x - q dx)| <= sum |w| dx / 2; plus f32 rounding of the scaled sums.
@@ -120,17 +122,18 @@ TEST_CASE("matmul int8 path: canonical bits on every ISA, error within the activ
 }
 
 TEST_CASE("quantized activations are the same bytes on every ISA", "[cpu][kernels]") {
+  for (bool wide : {false, true})
   for (int cols : {32, 96, 640, 2048}) {
     auto x = gf_test::random_floats(std::size_t(cols), 42u + unsigned(cols), 3.0f);
     x[5] = 0.0f;
     if (cols >= 64) std::fill(x.begin() + 32, x.begin() + 64, 0.0f);  // an all-zero block: scale 0
-    const cpu::act_layout L = cpu::make_act_layout(cols);
+    const cpu::act_layout L = cpu::make_act_layout(cols, wide);
     std::vector<std::byte> ref(L.row_bytes, std::byte{0xAB});
     cpu::quantize_act_row(cpu::cpu_isa::scalar, x.data(), L, ref.data());
     for (auto isa : gf_test::available_isas()) {
       std::vector<std::byte> got(L.row_bytes, std::byte{0xAB});
       cpu::quantize_act_row(isa, x.data(), L, got.data());
-      INFO("cols " << cols << " isa " << cpu::to_string(isa));
+      INFO("cols " << cols << " isa " << cpu::to_string(isa) << " 15-bit " << wide);
       REQUIRE(std::memcmp(got.data(), ref.data(), L.xsum + 4 * std::size_t(L.nbp)) == 0);
     }
   }
@@ -144,9 +147,9 @@ TEST_CASE("matmul is batch and thread-count invariant", "[cpu][kernels]") {
     const std::int64_t rows = 77;
     const auto w = gf_test::random_weight(f, rows, cols, 4242u + unsigned(f));
     const auto x = gf_test::random_floats(std::size_t(T) * cols, 17u);
-    for (auto prec : {cpu::matmul_precision::exact, cpu::matmul_precision::int8_activations}) {
+    for (auto prec : {cpu::matmul_precision::exact, cpu::matmul_precision::int8_activations, cpu::matmul_precision::int16_activations}) {
       for (auto isa : gf_test::available_isas()) {
-        INFO("format " << gf::to_string(f) << " isa " << cpu::to_string(isa) << " int8 " << (prec == cpu::matmul_precision::int8_activations));
+        INFO("format " << gf::to_string(f) << " isa " << cpu::to_string(isa) << " precision " << int(prec));
         const auto full = run(p2, w.view, x, T, prec, isa);
         REQUIRE(full == run(p1, w.view, x, T, prec, isa));
         REQUIRE(full == run(p3, w.view, x, T, prec, isa));

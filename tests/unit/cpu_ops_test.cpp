@@ -11,6 +11,7 @@
 #include <gemmaforge/math/norm.hpp>
 #include <gemmaforge/math/rope.hpp>
 #include <gemmaforge/math/softcap.hpp>
+#include <gemmaforge/model/gemma3.hpp>
 
 #include "unit/cpu_test_util.hpp"
 
@@ -80,6 +81,20 @@ TEST_CASE("rope over [T][heads][head_dim] with per-token positions", "[cpu][ops]
         REQUIRE(std::fabs(canon[(t * heads) * head_dim + i] - (a * std::cos(ang) - b * std::sin(ang))) <= tol);
       }
   }
+}
+
+TEST_CASE("rope tables from a model descriptor's rope_params", "[cpu][ops]") {
+  float g3[128], l3[128], g4[128], ref[128];
+  cpu::rope_inv_freq_table<gf::models::gemma_3_270m::rope>(g3, 256, gf::layer_kind::global);
+  cpu::rope_inv_freq_table<gf::models::gemma_3_270m::rope>(l3, 256, gf::layer_kind::local);
+  cpu::rope_inv_freq_table<gf::models::gemma_3_4b::rope>(g4, 256, gf::layer_kind::global);
+  for (int i = 0; i < 128; ++i) {
+    REQUIRE(g3[i] == gm::rope_inv_freq(i, 256, 1e6f));
+    REQUIRE(l3[i] == gm::rope_inv_freq(i, 256, 1e4f));
+    REQUIRE(g4[i] == gm::rope_inv_freq(i, 256, 1e6f) / 8.0f);  // linear scaling x8 on 4B+ global layers
+  }
+  cpu::rope_inv_freq_table(ref, 256, 1e6f, 8.0f);
+  for (int i = 0; i < 128; ++i) REQUIRE(ref[i] == g4[i]);
 }
 
 TEST_CASE("geglu, softcap, add on every ISA", "[cpu][ops]") {

@@ -156,48 +156,95 @@ GF_HOST_DEVICE void dequantize_row(tensor_format f, const std::byte* src, float*
 // --------------------------------------------------------------- exact (f32-activation) dot
 // y = sum_c W[c] x[c] with the dequantized weights, in the canonical 16-lane order
 // (math/reduce.hpp): lane c % 16, fmaf, ascending c, tree_sum16.
+// (core/format.hpp's helpers are host constexpr; these two are usable in device code as well.)
+GF_HOST_DEVICE constexpr int block_elems_hd(tensor_format f) {
+  return f == tensor_format::q4_k || f == tensor_format::q6_k ? 256 : f == tensor_format::q8_0 || f == tensor_format::q5_0 ? 32 : 1;
+}
+GF_HOST_DEVICE constexpr int block_bytes_hd(tensor_format f) {
+  switch (f) {
+    case tensor_format::f32: return 4;
+    case tensor_format::f16:
+    case tensor_format::bf16: return 2;
+    case tensor_format::q8_0: return 34;
+    case tensor_format::q5_0: return 22;
+    case tensor_format::q4_k: return 144;
+    case tensor_format::q6_k: return 210;
+  }
+  return 0;
+}
+
 GF_HOST_DEVICE float dot_exact(tensor_format f, const std::byte* row, const float* x, int cols) {
   float lane[16] = {};
   float w[256];
-  const int chunk = int(block_elems(f)) > 1 ? int(block_elems(f)) : 256;
+  const int be = block_elems_hd(f);
+  const int chunk = be > 1 ? be : 256;
   for (int c0 = 0; c0 < cols; c0 += chunk) {
     const int n = cols - c0 < chunk ? cols - c0 : chunk;
-    dequantize_row(f, row + std::uint64_t(c0) / block_elems(f) * block_bytes(f), w, n);
+    dequantize_row(f, row + std::uint64_t(c0 / be) * std::uint64_t(block_bytes_hd(f)), w, n);
     for (int i = 0; i < n; ++i) lane[(c0 + i) % 16] = fmaf(w[i], x[c0 + i], lane[(c0 + i) % 16]);
   }
   return tree_sum16(lane);
 }
 
-// ------------------------------------------------------------------- 8-bit activation blocks
-// The fast path quantizes each 32-value block of an activation row: dx = amax / 127,
-// q = rint(x * (127 / amax)) in [-127, 127] (round half to even, what cvtps2dq does).
+// ------------------------------------------------------------------- quantized activations
+// The integer matmul paths quantize each 32-value block of an activation row:
+//   8-bit : dx = amax / 127,   q = rint(x * (127 / amax))      in [-127, 127]
+//   15-bit: dx = amax / 16256, q = rint(x * (16256 / amax))    in [-16256, 16256], stored as two
+//           int8 digits q = 128 * q1 + q2 with q2 in [-64, 63] (q1 = (q + 64) >> 7, |q1| <= 127),
+//           so the 8-bit integer dot product instructions (VNNI vpdpbusd, maddubs) compute it
+//           exactly with two passes. 16256 = 128 * 127: the rounding error is 128x smaller.
+// Rounding is half to even (rintf; what cvtps2dq does).
 inline constexpr int act_block = 32;
+inline constexpr float act_qmax8 = 127.0f;
+inline constexpr float act_qmax15 = 16256.0f;
 
 GF_HOST_DEVICE float quantize_act_block(const float* x, std::int8_t* q) {
   float amax = 0.0f;
   for (int i = 0; i < 32; ++i) amax = fmaxf(amax, fabsf(x[i]));
-  const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
+  const float id = amax > 0.0f ? act_qmax8 / amax : 0.0f;
   for (int i = 0; i < 32; ++i) q[i] = std::int8_t(int(rintf(x[i] * id)));
-  return amax / 127.0f;
+  return amax / act_qmax8;
 }
 
-// Canonical int8 dot of a quantized weight row with a quantized activation row.
+GF_HOST_DEVICE float quantize_act_block15(const float* x, std::int8_t* q1, std::int8_t* q2) {
+  float amax = 0.0f;
+  for (int i = 0; i < 32; ++i) amax = fmaxf(amax, fabsf(x[i]));
+  const float id = amax > 0.0f ? act_qmax15 / amax : 0.0f;
+  for (int i = 0; i < 32; ++i) {
+    const int q = int(rintf(x[i] * id));
+    const int hi = (q + 64) >> 7;  // arithmetic shift: floor
+    q1[i] = std::int8_t(hi);
+    q2[i] = std::int8_t(q - hi * 128);
+  }
+  return amax / act_qmax15;
+}
+
+// Canonical integer dot of a quantized weight row with a quantized activation row.
+// xq(i) = q[i] (8-bit) or 128 * q1[i] + q2[i] (15-bit, q2 != nullptr).
 // Activation block b (32 values) splits into 8 groups of 4; group j's exact integer sum
-//   s_bj = sum_{k<4} wint[32b + 4j + k] * xq[32b + 4j + k]        (wint = signed weight integer)
+//   s_bj = sum_{k<4} wint[32b + 4j + k] * xq(32b + 4j + k)        (wint = signed weight integer)
 // is scaled and accumulated into lane (b & 1) * 8 + j:
 //   lane = fmaf(float(s_bj) * dx_b, wscale_bj, lane)              ascending b
 // wscale is the weight's per-group float scale (d, or d * sc for k-quants). Then tree_sum16.
 // q4_k adds its min term through 8 more lanes, one per sub-block k of a super-block:
-//   mlane_k = fmaf(dmin * m_k, xsum_b, mlane_k),  xsum_b = dx_b * float(sum_i xq[32b + i])
+//   mlane_k = fmaf(dmin * m_k, xsum_b, mlane_k),  xsum_b = dx_b * float(sum_i xq(32b + i))
 // and returns tree_sum16(lanes) - tree_sum8(mlanes). An AVX-512 register holds two blocks' lanes,
 // AVX2 keeps even and odd blocks in two registers: all schedules give these exact bits.
+// (|s_bj| <= 4 * 128 * 16256 < 2^24, so float(s_bj) is exact.)
 namespace act_detail {
 GF_HOST_DEVICE void lane_fma(float* lane, int b, const int* s, float dx, const float* wscale) {
   for (int j = 0; j < 8; ++j) lane[(b & 1) * 8 + j] = fmaf(float(s[j]) * dx, wscale[j], lane[(b & 1) * 8 + j]);
 }
+GF_HOST_DEVICE int xq_at(const std::int8_t* q1, const std::int8_t* q2, int i) {
+  return q2 ? 128 * int(q1[i]) + int(q2[i]) : int(q1[i]);
+}
+// Signed weight integer i of block-row `row` (block elements of the format).
+GF_HOST_DEVICE int wint(const block_q8_0& b, int i) { return b.qs[i]; }
+GF_HOST_DEVICE int wint(const block_q5_0& b, int i) { return q5_0_quant(b, i) - 16; }
 }  // namespace act_detail
 
-GF_HOST_DEVICE float dot_act(const block_q8_0* w, const std::int8_t* xq, const float* dx, int nb) {
+template <class Block>
+GF_HOST_DEVICE float dot_act_b32(const Block* w, const std::int8_t* q1, const std::int8_t* q2, const float* dx, int nb) {
   float lane[16] = {};
   for (int b = 0; b < nb; ++b) {
     int s[8];
@@ -205,7 +252,7 @@ GF_HOST_DEVICE float dot_act(const block_q8_0* w, const std::int8_t* xq, const f
     const float d = to_float(w[b].d);
     for (int j = 0; j < 8; ++j) {
       s[j] = 0;
-      for (int k = 0; k < 4; ++k) s[j] += int(w[b].qs[4 * j + k]) * int(xq[32 * b + 4 * j + k]);
+      for (int k = 0; k < 4; ++k) s[j] += act_detail::wint(w[b], 4 * j + k) * act_detail::xq_at(q1, q2, 32 * b + 4 * j + k);
       ws[j] = d;
     }
     act_detail::lane_fma(lane, b, s, dx[b], ws);
@@ -213,24 +260,15 @@ GF_HOST_DEVICE float dot_act(const block_q8_0* w, const std::int8_t* xq, const f
   return tree_sum16(lane);
 }
 
-GF_HOST_DEVICE float dot_act(const block_q5_0* w, const std::int8_t* xq, const float* dx, int nb) {
-  float lane[16] = {};
-  for (int b = 0; b < nb; ++b) {
-    int s[8];
-    float ws[8];
-    const float d = to_float(w[b].d);
-    for (int j = 0; j < 8; ++j) {
-      s[j] = 0;
-      for (int k = 0; k < 4; ++k) s[j] += (q5_0_quant(w[b], 4 * j + k) - 16) * int(xq[32 * b + 4 * j + k]);
-      ws[j] = d;
-    }
-    act_detail::lane_fma(lane, b, s, dx[b], ws);
-  }
-  return tree_sum16(lane);
+GF_HOST_DEVICE float dot_act(const block_q8_0* w, const std::int8_t* q1, const std::int8_t* q2, const float* dx, int nb) {
+  return dot_act_b32(w, q1, q2, dx, nb);
+}
+GF_HOST_DEVICE float dot_act(const block_q5_0* w, const std::int8_t* q1, const std::int8_t* q2, const float* dx, int nb) {
+  return dot_act_b32(w, q1, q2, dx, nb);
 }
 
 // nb = activation blocks (a multiple of 8: one q4_k block per 8).
-GF_HOST_DEVICE float dot_act(const block_q4_k* w, const std::int8_t* xq, const float* dx, int nb) {
+GF_HOST_DEVICE float dot_act(const block_q4_k* w, const std::int8_t* q1, const std::int8_t* q2, const float* dx, int nb) {
   float lane[16] = {};
   float mlane[8] = {};
   for (int b = 0; b < nb; ++b) {
@@ -245,7 +283,7 @@ GF_HOST_DEVICE float dot_act(const block_q4_k* w, const std::int8_t* xq, const f
     for (int j = 0; j < 8; ++j) {
       s[j] = 0;
       for (int i = 0; i < 4; ++i) {
-        const int xi = int(xq[32 * b + 4 * j + i]);
+        const int xi = act_detail::xq_at(q1, q2, 32 * b + 4 * j + i);
         s[j] += q4_k_quant(blk, 32 * k + 4 * j + i) * xi;
         xs += xi;
       }
@@ -257,7 +295,7 @@ GF_HOST_DEVICE float dot_act(const block_q4_k* w, const std::int8_t* xq, const f
   return tree_sum16(lane) - tree_sum8(mlane);
 }
 
-GF_HOST_DEVICE float dot_act(const block_q6_k* w, const std::int8_t* xq, const float* dx, int nb) {
+GF_HOST_DEVICE float dot_act(const block_q6_k* w, const std::int8_t* q1, const std::int8_t* q2, const float* dx, int nb) {
   float lane[16] = {};
   for (int b = 0; b < nb; ++b) {
     const block_q6_k& blk = w[b / 8];
@@ -268,7 +306,7 @@ GF_HOST_DEVICE float dot_act(const block_q6_k* w, const std::int8_t* xq, const f
     for (int j = 0; j < 8; ++j) {
       s[j] = 0;
       for (int i = 0; i < 4; ++i)
-        s[j] += (q6_k_quant(blk, 32 * k + 4 * j + i) - 32) * int(xq[32 * b + 4 * j + i]);
+        s[j] += (q6_k_quant(blk, 32 * k + 4 * j + i) - 32) * act_detail::xq_at(q1, q2, 32 * b + 4 * j + i);
       ws[j] = d * float(blk.scales[2 * k + j / 4]);
     }
     act_detail::lane_fma(lane, b, s, dx[b], ws);
@@ -276,13 +314,13 @@ GF_HOST_DEVICE float dot_act(const block_q6_k* w, const std::int8_t* xq, const f
   return tree_sum16(lane);
 }
 
-// Dispatch on the format (quantized formats only).
-GF_HOST_DEVICE float dot_act(tensor_format f, const std::byte* row, const std::int8_t* xq, const float* dx, int nb) {
+// Dispatch on the format (quantized formats only). q2 = nullptr: 8-bit activations.
+GF_HOST_DEVICE float dot_act(tensor_format f, const std::byte* row, const std::int8_t* q1, const std::int8_t* q2, const float* dx, int nb) {
   switch (f) {
-    case tensor_format::q8_0: return dot_act(reinterpret_cast<const block_q8_0*>(row), xq, dx, nb);
-    case tensor_format::q5_0: return dot_act(reinterpret_cast<const block_q5_0*>(row), xq, dx, nb);
-    case tensor_format::q4_k: return dot_act(reinterpret_cast<const block_q4_k*>(row), xq, dx, nb);
-    case tensor_format::q6_k: return dot_act(reinterpret_cast<const block_q6_k*>(row), xq, dx, nb);
+    case tensor_format::q8_0: return dot_act(reinterpret_cast<const block_q8_0*>(row), q1, q2, dx, nb);
+    case tensor_format::q5_0: return dot_act(reinterpret_cast<const block_q5_0*>(row), q1, q2, dx, nb);
+    case tensor_format::q4_k: return dot_act(reinterpret_cast<const block_q4_k*>(row), q1, q2, dx, nb);
+    case tensor_format::q6_k: return dot_act(reinterpret_cast<const block_q6_k*>(row), q1, q2, dx, nb);
     default: return 0.0f;
   }
 }

@@ -1,8 +1,10 @@
 #pragma once
-// Activation rows quantized to 8-bit blocks for the integer matmul path (math::quantize_act_block
-// per 32 values), laid out for the SIMD kernels. One row of `cols` values, nb = cols / 32 blocks,
-// padded to an even count nbp (an AVX-512 register covers two blocks; padding blocks are zero):
-//   q     int8  [nbp * 32]   quantized values
+// Activation rows quantized for the integer matmul paths (math::quantize_act_block, 8-bit, or
+// quantize_act_block15, 15-bit as two int8 digits, per 32 values), laid out for the SIMD kernels.
+// One row of `cols` values, nb = cols / 32 blocks, padded to an even count nbp (an AVX-512
+// register covers two blocks; padding blocks are zero):
+//   q     int8  [nbp * 32]   quantized values (15-bit: the high digit q1)
+//   q2    int8  [nbp * 32]   15-bit only: the low digit (q = 128 * q1 + q2)
 //   nsum4 int32 [nbp * 8]    -(sum of each group of 4 q): the kernels shift it by log2 of the
 //                            weight's zero point (q8_0 XOR trick 128, q5_0 16, q6_k 32) and start
 //                            the integer dot product from it, so unsigned weight codes give the
@@ -25,15 +27,18 @@ namespace gemmaforge::cpu {
 
 struct act_layout {
   int nb = 0, nbp = 0;
-  std::size_t q = 0, nsum4 = 0, dxv = 0, dx = 0, xsum = 0, row_bytes = 0;
+  bool wide = false;  // 15-bit activations
+  std::size_t q = 0, q2 = 0, nsum4 = 0, dxv = 0, dx = 0, xsum = 0, row_bytes = 0;
 };
 
-constexpr act_layout make_act_layout(int cols) {
+constexpr act_layout make_act_layout(int cols, bool wide = false) {
   act_layout L;
   L.nb = cols / 32;
   L.nbp = (L.nb + 1) & ~1;
+  L.wide = wide;
   L.q = 0;
-  L.nsum4 = L.q + std::size_t(L.nbp) * 32;
+  L.q2 = L.q + std::size_t(L.nbp) * 32;
+  L.nsum4 = L.q2 + (wide ? std::size_t(L.nbp) * 32 : 0);
   L.dxv = L.nsum4 + std::size_t(L.nbp) * 32;
   L.dx = L.dxv + std::size_t(L.nbp) * 32;
   L.xsum = L.dx + std::size_t(L.nbp) * 4;
@@ -44,6 +49,7 @@ constexpr act_layout make_act_layout(int cols) {
 // Read-only view of one quantized row.
 struct act_row {
   const std::int8_t* q;
+  const std::int8_t* q2;  // nullptr for 8-bit rows
   const std::int32_t* nsum4;
   const float* dxv;
   const float* dx;
@@ -52,7 +58,8 @@ struct act_row {
 
 inline act_row act_row_at(const std::byte* base, const act_layout& L, std::int64_t t) {
   const std::byte* p = base + std::size_t(t) * L.row_bytes;
-  return {reinterpret_cast<const std::int8_t*>(p + L.q), reinterpret_cast<const std::int32_t*>(p + L.nsum4),
+  return {reinterpret_cast<const std::int8_t*>(p + L.q), L.wide ? reinterpret_cast<const std::int8_t*>(p + L.q2) : nullptr,
+          reinterpret_cast<const std::int32_t*>(p + L.nsum4),
           reinterpret_cast<const float*>(p + L.dxv), reinterpret_cast<const float*>(p + L.dx),
           reinterpret_cast<const float*>(p + L.xsum)};
 }
@@ -61,6 +68,7 @@ namespace detail {
 
 inline void quantize_act_row_scalar(const float* x, const act_layout& L, std::byte* row) {
   auto* q = reinterpret_cast<std::int8_t*>(row + L.q);
+  auto* q2 = reinterpret_cast<std::int8_t*>(row + L.q2);
   auto* ns = reinterpret_cast<std::int32_t*>(row + L.nsum4);
   auto* dxv = reinterpret_cast<float*>(row + L.dxv);
   auto* dx = reinterpret_cast<float*>(row + L.dx);
@@ -68,16 +76,21 @@ inline void quantize_act_row_scalar(const float* x, const act_layout& L, std::by
   for (int b = 0; b < L.nbp; ++b) {
     if (b >= L.nb) {
       std::memset(q + 32 * b, 0, 32);
+      if (L.wide) std::memset(q2 + 32 * b, 0, 32);
       for (int j = 0; j < 8; ++j) { ns[8 * b + j] = 0; dxv[8 * b + j] = 0.0f; }
       dx[b] = 0.0f;
       xs[b] = 0.0f;
       continue;
     }
-    const float d = math::quantize_act_block(x + 32 * b, q + 32 * b);
+    const float d = L.wide ? math::quantize_act_block15(x + 32 * b, q + 32 * b, q2 + 32 * b)
+                           : math::quantize_act_block(x + 32 * b, q + 32 * b);
     int total = 0;
     for (int j = 0; j < 8; ++j) {
       int s = 0;
-      for (int k = 0; k < 4; ++k) s += q[32 * b + 4 * j + k];
+      for (int k = 0; k < 4; ++k) {
+        const int i = 32 * b + 4 * j + k;
+        s += L.wide ? 128 * q[i] + q2[i] : q[i];
+      }
       ns[8 * b + j] = -s;
       dxv[8 * b + j] = d;
       total += s;
@@ -88,16 +101,35 @@ inline void quantize_act_row_scalar(const float* x, const act_layout& L, std::by
 }
 
 #if GF_X86
+GF_TARGET_AVX2 inline __m256i pack32_epi8_avx2(const __m256i* v) {  // 32 int32 (in range) -> 32 int8, in order
+  const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(v[0], v[1]), _mm256_packs_epi32(v[2], v[3]));
+  return _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+GF_TARGET_AVX2 inline __m256i sum4_avx2(__m256i q) {  // int32 sums of each group of 4 int8
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), q), _mm256_set1_epi16(1));
+}
+
+GF_TARGET_AVX2 inline int hsum8_epi32_avx2(__m256i v) {
+  __m128i t = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0x4e));
+  t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0xb1));
+  return _mm_cvtsi128_si32(t);
+}
+
 GF_TARGET_AVX2 inline void quantize_act_row_avx2(const float* x, const act_layout& L, std::byte* row) {
   auto* q = reinterpret_cast<std::int8_t*>(row + L.q);
+  auto* q2 = reinterpret_cast<std::int8_t*>(row + L.q2);
   auto* ns = reinterpret_cast<std::int32_t*>(row + L.nsum4);
   auto* dxv = reinterpret_cast<float*>(row + L.dxv);
   auto* dx = reinterpret_cast<float*>(row + L.dx);
   auto* xs = reinterpret_cast<float*>(row + L.xsum);
   const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  const float qmax = L.wide ? math::act_qmax15 : math::act_qmax8;
   for (int b = 0; b < L.nbp; ++b) {
     if (b >= L.nb) {
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + 32 * b), _mm256_setzero_si256());
+      if (L.wide) _mm256_storeu_si256(reinterpret_cast<__m256i*>(q2 + 32 * b), _mm256_setzero_si256());
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(ns + 8 * b), _mm256_setzero_si256());
       _mm256_storeu_ps(dxv + 8 * b, _mm256_setzero_ps());
       dx[b] = 0.0f;
@@ -115,37 +147,47 @@ GF_TARGET_AVX2 inline void quantize_act_row_avx2(const float* x, const act_layou
     m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
     m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
     const float amax = _mm_cvtss_f32(m4);
-    const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
-    const float d = amax / 127.0f;
+    const float id = amax > 0.0f ? qmax / amax : 0.0f;
+    const float d = amax / qmax;
     const __m256 vid = _mm256_set1_ps(id);
     __m256i qi[4];
     for (int i = 0; i < 4; ++i) qi[i] = _mm256_cvtps_epi32(_mm256_mul_ps(v[i], vid));
-    // Pack 32 int32 to 32 int8 in order (packs work per 128-bit lane: fix the order after).
-    const __m256i p01 = _mm256_packs_epi32(qi[0], qi[1]);
-    const __m256i p23 = _mm256_packs_epi32(qi[2], qi[3]);
-    __m256i p = _mm256_packs_epi16(p01, p23);
-    p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + 32 * b), p);
-    const __m256i s4 = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), p), _mm256_set1_epi16(1));
+    __m256i s4;
+    if (L.wide) {
+      __m256i hi[4], lo[4];
+      for (int i = 0; i < 4; ++i) {
+        hi[i] = _mm256_srai_epi32(_mm256_add_epi32(qi[i], _mm256_set1_epi32(64)), 7);
+        lo[i] = _mm256_sub_epi32(qi[i], _mm256_slli_epi32(hi[i], 7));
+      }
+      const __m256i p1 = pack32_epi8_avx2(hi), p2 = pack32_epi8_avx2(lo);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + 32 * b), p1);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(q2 + 32 * b), p2);
+      s4 = _mm256_add_epi32(_mm256_slli_epi32(sum4_avx2(p1), 7), sum4_avx2(p2));
+    } else {
+      const __m256i p = pack32_epi8_avx2(qi);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + 32 * b), p);
+      s4 = sum4_avx2(p);
+    }
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(ns + 8 * b), _mm256_sub_epi32(_mm256_setzero_si256(), s4));
-    __m128i t = _mm_add_epi32(_mm256_castsi256_si128(s4), _mm256_extracti128_si256(s4, 1));
-    t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0x4e));
-    t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0xb1));
     _mm256_storeu_ps(dxv + 8 * b, _mm256_set1_ps(d));
     dx[b] = d;
-    xs[b] = d * float(_mm_cvtsi128_si32(t));
+    xs[b] = d * float(hsum8_epi32_avx2(s4));
   }
 }
 
 GF_TARGET_AVX512 inline void quantize_act_row_avx512(const float* x, const act_layout& L, std::byte* row) {
   auto* q = reinterpret_cast<std::int8_t*>(row + L.q);
+  auto* q2 = reinterpret_cast<std::int8_t*>(row + L.q2);
   auto* ns = reinterpret_cast<std::int32_t*>(row + L.nsum4);
   auto* dxv = reinterpret_cast<float*>(row + L.dxv);
   auto* dx = reinterpret_cast<float*>(row + L.dx);
   auto* xs = reinterpret_cast<float*>(row + L.xsum);
+  const float qmax = L.wide ? math::act_qmax15 : math::act_qmax8;
+  const __m256i ones = _mm256_set1_epi8(1);
   for (int b = 0; b < L.nbp; ++b) {
     if (b >= L.nb) {
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + 32 * b), _mm256_setzero_si256());
+      if (L.wide) _mm256_storeu_si256(reinterpret_cast<__m256i*>(q2 + 32 * b), _mm256_setzero_si256());
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(ns + 8 * b), _mm256_setzero_si256());
       _mm256_storeu_ps(dxv + 8 * b, _mm256_setzero_ps());
       dx[b] = 0.0f;
@@ -155,22 +197,30 @@ GF_TARGET_AVX512 inline void quantize_act_row_avx512(const float* x, const act_l
     const float* xb = x + 32 * b;
     const __m512 v0 = _mm512_loadu_ps(xb), v1 = _mm512_loadu_ps(xb + 16);
     const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
-    const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
-    const float d = amax / 127.0f;
+    const float id = amax > 0.0f ? qmax / amax : 0.0f;
+    const float d = amax / qmax;
     const __m512 vid = _mm512_set1_ps(id);
-    const __m128i q0 = _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(v0, vid)));
-    const __m128i q1 = _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(v1, vid)));
-    const __m256i p = _mm256_set_m128i(q1, q0);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + 32 * b), p);
-    const __m256i s4 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(1), p);
+    const __m512i i0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, vid)), i1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, vid));
+    __m256i s4;
+    if (L.wide) {
+      const __m512i h0 = _mm512_srai_epi32(_mm512_add_epi32(i0, _mm512_set1_epi32(64)), 7);
+      const __m512i h1 = _mm512_srai_epi32(_mm512_add_epi32(i1, _mm512_set1_epi32(64)), 7);
+      const __m512i l0 = _mm512_sub_epi32(i0, _mm512_slli_epi32(h0, 7)), l1 = _mm512_sub_epi32(i1, _mm512_slli_epi32(h1, 7));
+      const __m256i p1 = _mm256_set_m128i(_mm512_cvtsepi32_epi8(h1), _mm512_cvtsepi32_epi8(h0));
+      const __m256i p2 = _mm256_set_m128i(_mm512_cvtsepi32_epi8(l1), _mm512_cvtsepi32_epi8(l0));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + 32 * b), p1);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(q2 + 32 * b), p2);
+      s4 = _mm256_add_epi32(_mm256_slli_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), ones, p1), 7),
+                            _mm256_dpbusd_epi32(_mm256_setzero_si256(), ones, p2));
+    } else {
+      const __m256i p = _mm256_set_m128i(_mm512_cvtsepi32_epi8(i1), _mm512_cvtsepi32_epi8(i0));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + 32 * b), p);
+      s4 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), ones, p);
+    }
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(ns + 8 * b), _mm256_sub_epi32(_mm256_setzero_si256(), s4));
-    __m128i t = _mm_add_epi32(_mm256_castsi256_si128(s4), _mm256_extracti128_si256(s4, 1));
-    t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0x4e));
-    t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0xb1));
-    const int total = _mm_cvtsi128_si32(t);
     _mm256_storeu_ps(dxv + 8 * b, _mm256_set1_ps(d));
     dx[b] = d;
-    xs[b] = d * float(total);
+    xs[b] = d * float(hsum8_epi32_avx2(s4));
   }
 }
 #endif

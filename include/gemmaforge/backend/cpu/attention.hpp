@@ -32,6 +32,7 @@
 #include <gemmaforge/backend/cpu/cpu_features.hpp>
 #include <gemmaforge/backend/cpu/simd.hpp>
 #include <gemmaforge/backend/cpu/thread_pool.hpp>
+#include <gemmaforge/backend/cpu/x86_intrin.hpp>
 #include <gemmaforge/core/dtype.hpp>
 #include <gemmaforge/kv/kv_codec.hpp>
 #include <gemmaforge/kv/kv_layout.hpp>
@@ -66,7 +67,7 @@ struct attn_layout {
   static constexpr bool scaled = kv_has_scale<KvElem>;
   static constexpr std::size_t state_floats = std::size_t(G) * (D + 2);  // m[G], l[G], acc[G][D]
   std::size_t kc = 0, vc = 0, ks = 0, vs = 0, partials = 0, bytes = 0;
-  attn_layout(int T, int max_context) {
+  constexpr attn_layout(int T, int max_context) {
     const std::size_t elems = std::size_t(T) * KVH * D;
     kc = 0;
     vc = align64(kc + elems * sizeof(KvElem));
@@ -88,6 +89,8 @@ struct kv_src {
   const KvElem* k;
   const KvElem* v;
   float ks, vs;
+  const float* ks_ptr;  // where ks/vs came from (cache scales are contiguous within a block)
+  const float* vs_ptr;
 };
 
 template <class Shape, class KvElem>
@@ -102,6 +105,30 @@ struct attn_ctx {
   const float* vs;
   float* out;
 
+  // Sources of positions base + j, j in [j0, j1]. The block lookup (divisions) runs once per
+  // cache block, not once per key: it cost more than the key's arithmetic.
+  void fill_tile(int base, int j0, int j1, int g, kv_src<KvElem>* keys) const {
+    int left = 0;  // keys left in the current cache block
+    for (int j = j0; j <= j1; ++j) {
+      const int pos = base + j;
+      if (pos >= prm.start || left == 0) {
+        keys[j] = src(pos, g);
+        if (pos < prm.start) left = cache->block_tokens - pos % cache->block_tokens;
+      } else {
+        keys[j] = keys[j - 1];
+        keys[j].k += D;
+        keys[j].v += D;
+        if constexpr (kv_has_scale<KvElem>) {
+          keys[j].ks = keys[j - 1].ks_ptr[1];
+          keys[j].vs = keys[j - 1].vs_ptr[1];
+          keys[j].ks_ptr = keys[j - 1].ks_ptr + 1;
+          keys[j].vs_ptr = keys[j - 1].vs_ptr + 1;
+        }
+      }
+      --left;
+    }
+  }
+
   kv_src<KvElem> src(int pos, int g) const {
     kv_src<KvElem> s{};
     if (pos < prm.start) {
@@ -110,8 +137,10 @@ struct attn_ctx {
       s.v = static_cast<const KvElem*>(cache->v) + off;
       if constexpr (kv_has_scale<KvElem>) {
         const std::int64_t so = cache->scale_offset(pos, g);
-        s.ks = cache->k_scale[so];
-        s.vs = cache->v_scale[so];
+        s.ks_ptr = cache->k_scale + so;
+        s.vs_ptr = cache->v_scale + so;
+        s.ks = *s.ks_ptr;
+        s.vs = *s.vs_ptr;
       } else {
         s.ks = s.vs = 1.0f;
       }
@@ -143,10 +172,30 @@ struct group_state {
   }
 };
 
+// Prefetch key j's K and V vectors of the *next* tile while the current one is computed (one
+// key per score-loop iteration, into L2): tiles jump between scrambled cache blocks and the V
+// pass walks a tile chunk-major (16 keys x 16 dims). Measured at 32k context, 1 thread (EPYC):
+// no prefetch ~170 ns/key, a T0 burst per tile ~260, spread T0 ~210, spread T2 ~130; the
+// compute floor with the KV in cache is ~65 ns/key (64 FMA zmm per key and pass for 4 heads).
+template <class KvElem, int D>
+GF_FORCEINLINE void prefetch_key(const kv_src<KvElem>* next, int j) {
+#if GF_X86
+  if (!next || !next[j].k) return;
+  constexpr int bytes = D * int(sizeof(KvElem));
+  for (int o = 0; o < bytes; o += 64) {
+    _mm_prefetch(reinterpret_cast<const char*>(next[j].k) + o, _MM_HINT_T2);
+    _mm_prefetch(reinterpret_cast<const char*>(next[j].v) + o, _MM_HINT_T2);
+  }
+#else
+  (void)next; (void)j;
+#endif
+}
+
 // --------------------------------------------------------------------- tile step: scalar
 // keys[j] for j in [j0, j1] are valid (positions 16*tile + j); qs: G pre-scaled query heads.
 template <class KvElem, int G, int D>
 inline void tile_step_scalar(const kv_src<KvElem>* keys, int j0, int j1, const float* qs, float cap, const group_state<G, D>& st) {
+  // (no prefetch: the scalar kernel is compute bound)
   float s[G][16];
   float kf[D];
   for (int j = j0; j <= j1; ++j) {
@@ -201,10 +250,14 @@ GF_AVX512_FN __m512 decode16(const KvElem* p, float scale) {
 }
 
 template <class KvElem, int G, int D>
-GF_AVX512_FN void tile_step_avx512(const kv_src<KvElem>* keys, int j0, int j1, const float* qs, float cap, const group_state<G, D>& st) {
+GF_AVX512_FN void tile_step_avx512(const kv_src<KvElem>* keys, int j0, int j1, const float* qs, float cap, const group_state<G, D>& st,
+                                   const kv_src<KvElem>* next) {
   constexpr int C = D / 16;
   alignas(64) float s[G][16];
+  for (int j = 0; j < j0; ++j) prefetch_key<KvElem, D>(next, j);
+  for (int j = j1 + 1; j < 16; ++j) prefetch_key<KvElem, D>(next, j);
   for (int j = j0; j <= j1; ++j) {
+    prefetch_key<KvElem, D>(next, j);
     __m512 acc[G];
     for (int h = 0; h < G; ++h) acc[h] = _mm512_setzero_ps();
     for (int c = 0; c < C; ++c) {
@@ -264,10 +317,14 @@ GF_AVX2_FN __m256 decode8(const KvElem* p, float scale) {
 }
 
 template <class KvElem, int G, int D>
-GF_AVX2_FN void tile_step_avx2(const kv_src<KvElem>* keys, int j0, int j1, const float* qs, float cap, const group_state<G, D>& st) {
+GF_AVX2_FN void tile_step_avx2(const kv_src<KvElem>* keys, int j0, int j1, const float* qs, float cap, const group_state<G, D>& st,
+                               const kv_src<KvElem>* next) {
   constexpr int C = D / 16;
   alignas(32) float s[G][16];
+  for (int j = 0; j < j0; ++j) prefetch_key<KvElem, D>(next, j);
+  for (int j = j1 + 1; j < 16; ++j) prefetch_key<KvElem, D>(next, j);
   for (int j = j0; j <= j1; ++j) {
+    prefetch_key<KvElem, D>(next, j);
     __m256 lo[G], hi[G];
     for (int h = 0; h < G; ++h) lo[h] = hi[h] = _mm256_setzero_ps();
     for (int c = 0; c < C; ++c) {
@@ -320,15 +377,33 @@ inline void attend_split(const attn_ctx<Shape, KvElem>& c, cpu_isa isa, int g, i
   constexpr int G = Shape::group, D = Shape::head_dim;
   st.reset();
   const int first = std::max(lo, b), last = std::min(p, e - 1);
-  for (int tile = first / 16; tile <= last / 16; ++tile) {
+  if (first > last) return;
+  // Double-buffered key sources: tile i + 1's are known (and prefetched) while tile i runs.
+  kv_src<KvElem> buf[2][16] = {};
+  auto range = [&](int tile, int& j0, int& j1) {
     const int base = tile * 16;
-    const int j0 = std::max(first, base) - base, j1 = std::min(last, base + 15) - base;
-    kv_src<KvElem> keys[16];
-    for (int j = j0; j <= j1; ++j) keys[j] = c.src(base + j, g);
+    j0 = std::max(first, base) - base;
+    j1 = std::min(last, base + 15) - base;
+  };
+  int j0, j1;
+  range(first / 16, j0, j1);
+  c.fill_tile((first / 16) * 16, j0, j1, g, buf[0]);
+  for (int tile = first / 16, cur = 0; tile <= last / 16; ++tile, cur ^= 1) {
+    range(tile, j0, j1);
+    const kv_src<KvElem>* keys = buf[cur];
+    const kv_src<KvElem>* next = nullptr;
+    if (tile < last / 16) {
+      int n0, n1;
+      range(tile + 1, n0, n1);
+      for (int j = 0; j < 16; ++j) buf[cur ^ 1][j] = kv_src<KvElem>{};
+      c.fill_tile((tile + 1) * 16, n0, n1, g, buf[cur ^ 1]);
+      next = buf[cur ^ 1];
+    }
 #if GF_X86
-    if (isa == cpu_isa::avx512) { tile_step_avx512<KvElem, G, D>(keys, j0, j1, qs, c.prm.softcap, st); continue; }
-    if (isa == cpu_isa::avx2) { tile_step_avx2<KvElem, G, D>(keys, j0, j1, qs, c.prm.softcap, st); continue; }
+    if (isa == cpu_isa::avx512) { tile_step_avx512<KvElem, G, D>(keys, j0, j1, qs, c.prm.softcap, st, next); continue; }
+    if (isa == cpu_isa::avx2) { tile_step_avx2<KvElem, G, D>(keys, j0, j1, qs, c.prm.softcap, st, next); continue; }
 #endif
+    (void)next;
     tile_step_scalar<KvElem, G, D>(keys, j0, j1, qs, c.prm.softcap, st);
   }
 }

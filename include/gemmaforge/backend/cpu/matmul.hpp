@@ -8,20 +8,25 @@
 // n_rows_x = 1 is decode (a matvec, bound by weight bandwidth); larger n is prefill: the kernels
 // decode a weight block once for up to 4 activation rows and keep it in registers.
 //
-// Two precisions for block-quantized weights (f32/f16/bf16 weights always use the exact path):
-//   int8_activations (default): each 32-value block of x is quantized to int8 (scale amax/127)
+// Three precisions for block-quantized weights (f32/f16/bf16 weights always use the exact path):
+//   int8_activations: each 32-value block of x is quantized to int8 (scale amax/127)
 //     and multiplied with integer dot products (AVX-512 VNNI vpdpbusd, AVX2 maddubs), the way
-//     production engines do. Costs ~0.4% relative error per dot product on real activations
-//     (tests/unit/cpu_matmul_test.cpp measures it on Gemma 3 270M's LM head).
-//   exact: weights are dequantized to f32 and multiplied with the f32 activations.
-// Both follow a fixed summation order per element (math/quant.hpp: dot_exact, dot_act) that does
+//     production engines do. On Gemma 3 270M's LM head (tests/unit/cpu_model_test.cpp) the logits
+//     differ from the exact path by up to 0.20-0.28 (rms 0.04-0.06) for logits of magnitude 22-32.
+//   int16_activations (default): 15-bit activations (scale amax/16256) held as two int8 digits,
+//     two integer passes: ~128x less activation rounding (LM head logits within 0.0014-0.0024 of the exact
+//     path), at 1.2-1.4x the int8 path's compute (Zen 4, L2-resident weights).
+//   exact: weights are dequantized to f32 and multiplied with the f32 activations (compute bound
+//     for the k-quants and Q5_0 on this CPU: 6-8 GB/s of weights per core).
+// All follow a fixed summation order per element (math/quant.hpp: dot_exact, dot_act) that does
 // not depend on n_rows_x, the row's place in the batch, the thread count, or the ISA: scalar,
 // AVX2 and AVX-512 give the same bits (tested), so results are batch invariant.
 //
-// Threads: the pool's threads take contiguous row ranges (parts claimed dynamically). Nothing is allocated per call when
-// options.scratch is given (matmul_scratch_bytes); without it the int8 path uses a per-calling-
-// thread buffer that only grows. Activations quantized once can be shared by several matmuls
-// with the same input (q/k/v, gate/up): quantize_activations() + options.act_q.
+// Threads: the pool's threads take contiguous row ranges (parts claimed dynamically). Nothing is
+// allocated per call when options.scratch is given (matmul_scratch_bytes); without it the integer
+// paths use a per-calling-thread buffer that only grows. Activations quantized once can be shared
+// by several matmuls with the same input (q/k/v, gate/up): quantize_activations() + options.act_q.
+// y must not alias x.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -40,25 +45,28 @@
 
 namespace gemmaforge::cpu {
 
-enum class matmul_precision : std::uint8_t { int8_activations, exact };
+enum class matmul_precision : std::uint8_t { int8_activations, int16_activations, exact };
 
 struct matmul_options {
-  matmul_precision precision = matmul_precision::int8_activations;
+  // Default: 15-bit activations, near-exact logits (top-1 agreement with the f32 reference is what
+  // the engine is tested on) at integer speed; int8_activations is faster, exact is slowest.
+  matmul_precision precision = matmul_precision::int16_activations;
   cpu_isa isa = default_cpu_isa();
-  // int8 path: >= matmul_scratch_bytes(cols, n_rows_x) bytes, 64-byte aligned; nullptr = internal.
+  // integer paths: >= matmul_scratch_bytes(cols, n_rows_x, precision) bytes, 64-byte aligned;
+  // nullptr = an internal per-calling-thread buffer.
   std::byte* scratch = nullptr;
-  // int8 path: activations already quantized by quantize_activations() (scratch is then unused).
+  // integer paths: x already quantized by quantize_activations() with the same precision.
   const std::byte* act_q = nullptr;
 };
 
-// Bytes of quantized activations for n rows of `cols` values (the int8 path's scratch).
-constexpr std::size_t matmul_scratch_bytes(int cols, int n_rows_x) {
-  return make_act_layout(cols).row_bytes * std::size_t(n_rows_x);
+// Bytes of quantized activations for n rows of `cols` values (the integer paths' scratch).
+constexpr std::size_t matmul_scratch_bytes(int cols, int n_rows_x, matmul_precision p = matmul_precision::int16_activations) {
+  return make_act_layout(cols, p == matmul_precision::int16_activations).row_bytes * std::size_t(n_rows_x);
 }
 
-// Does this (format, precision) run the int8 path?
+// Does this (format, precision) run an integer path?
 constexpr bool matmul_uses_int8(tensor_format f, matmul_precision p) {
-  return is_block_quantized(f) && p == matmul_precision::int8_activations;
+  return is_block_quantized(f) && p != matmul_precision::exact;
 }
 
 namespace detail {
@@ -70,7 +78,7 @@ inline void rows_scalar(const mm_task& k, std::int64_t rb, std::int64_t re) {
     for (int t = 0; t < k.n_tok; ++t) {
       if (k.act) {
         const act_row a = act_row_at(k.act, k.L, t);
-        k.out(t, r) = math::dot_act(k.fmt, k.wrow(r), a.q, a.dx, k.L.nb);
+        k.out(t, r) = math::dot_act(k.fmt, k.wrow(r), a.q, a.q2, a.dx, k.L.nb);
       } else {
         k.out(t, r) = math::dot_exact(k.fmt, k.wrow(r), k.x + std::int64_t(t) * k.cols, k.cols);
       }
@@ -78,59 +86,61 @@ inline void rows_scalar(const mm_task& k, std::int64_t rb, std::int64_t re) {
 }
 
 #if GF_X86
-template <template <tensor_format> class Rows, bool Int8>
+template <template <tensor_format, bool> class Rows, bool Int8, bool W>
 constexpr rows_fn pick_format(tensor_format f) {
   switch (f) {
-    case tensor_format::f32: return Int8 ? nullptr : &Rows<tensor_format::f32>::run;
-    case tensor_format::f16: return Int8 ? nullptr : &Rows<tensor_format::f16>::run;
-    case tensor_format::bf16: return Int8 ? nullptr : &Rows<tensor_format::bf16>::run;
-    case tensor_format::q8_0: return &Rows<tensor_format::q8_0>::run;
-    case tensor_format::q5_0: return &Rows<tensor_format::q5_0>::run;
-    case tensor_format::q4_k: return &Rows<tensor_format::q4_k>::run;
-    case tensor_format::q6_k: return &Rows<tensor_format::q6_k>::run;
+    case tensor_format::f32: return Int8 ? nullptr : &Rows<tensor_format::f32, W>::run;
+    case tensor_format::f16: return Int8 ? nullptr : &Rows<tensor_format::f16, W>::run;
+    case tensor_format::bf16: return Int8 ? nullptr : &Rows<tensor_format::bf16, W>::run;
+    case tensor_format::q8_0: return &Rows<tensor_format::q8_0, W>::run;
+    case tensor_format::q5_0: return &Rows<tensor_format::q5_0, W>::run;
+    case tensor_format::q4_k: return &Rows<tensor_format::q4_k, W>::run;
+    case tensor_format::q6_k: return &Rows<tensor_format::q6_k, W>::run;
   }
   return nullptr;
 }
 
 // Decode (< 4 tokens) uses 4-row x 1-token tiles; prefill the ISA's square-ish tiles. The tile
 // shape never changes a result, only which loads are shared.
-template <tensor_format F> struct avx512_exact_prefill { static void run(const mm_task& k, std::int64_t b, std::int64_t e) { walk_tiles<avx512::exact_k<F>, 4, 4>(k, b, e); } };
-template <tensor_format F> struct avx512_exact_decode { static void run(const mm_task& k, std::int64_t b, std::int64_t e) { walk_tiles<avx512::exact_k<F>, 4, 1>(k, b, e); } };
-template <tensor_format F> struct avx2_exact_prefill { static void run(const mm_task& k, std::int64_t b, std::int64_t e) { walk_tiles<avx2::exact_k<F>, 2, 2>(k, b, e); } };
-template <tensor_format F> struct avx2_exact_decode { static void run(const mm_task& k, std::int64_t b, std::int64_t e) { walk_tiles<avx2::exact_k<F>, 4, 1>(k, b, e); } };
+template <tensor_format F, bool W> struct avx512_exact_prefill { static void run(const mm_task& k, std::int64_t b, std::int64_t e) { walk_tiles<avx512::exact_k<F>, 4, 4>(k, b, e); } };
+template <tensor_format F, bool W> struct avx512_exact_decode { static void run(const mm_task& k, std::int64_t b, std::int64_t e) { walk_tiles<avx512::exact_k<F>, 4, 1>(k, b, e); } };
+template <tensor_format F, bool W> struct avx2_exact_prefill { static void run(const mm_task& k, std::int64_t b, std::int64_t e) { walk_tiles<avx2::exact_k<F>, 2, 2>(k, b, e); } };
+template <tensor_format F, bool W> struct avx2_exact_decode { static void run(const mm_task& k, std::int64_t b, std::int64_t e) { walk_tiles<avx2::exact_k<F>, 4, 1>(k, b, e); } };
 
-template <tensor_format F> struct avx512_int8_prefill {
+template <tensor_format F, bool W> struct avx512_int8_prefill {
   static void run(const mm_task& k, std::int64_t b, std::int64_t e) {
-    if constexpr (F == tensor_format::q8_0 || F == tensor_format::q5_0) walk_tiles<avx512::int8_b32<F>, 4, 4>(k, b, e);
-    else if constexpr (F == tensor_format::q4_k) walk_tiles<avx512::int8_q4_k, 4, 2>(k, b, e);
-    else if constexpr (F == tensor_format::q6_k) walk_tiles<avx512::int8_q6_k, 4, 4>(k, b, e);
+    if constexpr (F == tensor_format::q8_0 || F == tensor_format::q5_0) walk_tiles<avx512::int8_b32<F, W>, 4, 4>(k, b, e);
+    else if constexpr (F == tensor_format::q4_k) walk_tiles<avx512::int8_q4_k<W>, 4, 2>(k, b, e);
+    else if constexpr (F == tensor_format::q6_k) walk_tiles<avx512::int8_q6_k<W>, 4, 4>(k, b, e);
   }
 };
-template <tensor_format F> struct avx512_int8_decode {
+template <tensor_format F, bool W> struct avx512_int8_decode {
   static void run(const mm_task& k, std::int64_t b, std::int64_t e) {
-    if constexpr (F == tensor_format::q8_0 || F == tensor_format::q5_0) walk_tiles<avx512::int8_b32<F>, 4, 1>(k, b, e);
-    else if constexpr (F == tensor_format::q4_k) walk_tiles<avx512::int8_q4_k, 4, 1>(k, b, e);
-    else if constexpr (F == tensor_format::q6_k) walk_tiles<avx512::int8_q6_k, 4, 1>(k, b, e);
+    if constexpr (F == tensor_format::q8_0 || F == tensor_format::q5_0) walk_tiles<avx512::int8_b32<F, W>, 4, 1>(k, b, e);
+    else if constexpr (F == tensor_format::q4_k) walk_tiles<avx512::int8_q4_k<W>, 4, 1>(k, b, e);
+    else if constexpr (F == tensor_format::q6_k) walk_tiles<avx512::int8_q6_k<W>, 4, 1>(k, b, e);
   }
 };
-template <tensor_format F> struct avx2_int8_prefill { static void run(const mm_task& k, std::int64_t b, std::int64_t e) { walk_tiles<avx2::int8_k<F>, 2, 2>(k, b, e); } };
-template <tensor_format F> struct avx2_int8_decode { static void run(const mm_task& k, std::int64_t b, std::int64_t e) { walk_tiles<avx2::int8_k<F>, 4, 1>(k, b, e); } };
+template <tensor_format F, bool W> struct avx2_int8_prefill { static void run(const mm_task& k, std::int64_t b, std::int64_t e) { walk_tiles<avx2::int8_k<F, W>, 2, 2>(k, b, e); } };
+template <tensor_format F, bool W> struct avx2_int8_decode { static void run(const mm_task& k, std::int64_t b, std::int64_t e) { walk_tiles<avx2::int8_k<F, W>, 4, 1>(k, b, e); } };
 #endif
 
-inline rows_fn select_rows_fn(cpu_isa isa, tensor_format f, bool int8, bool decode, int cols) {
+inline rows_fn select_rows_fn(cpu_isa isa, tensor_format f, bool int8, bool wide, bool decode, int cols) {
 #if GF_X86
   // The SIMD exact path walks whole 16-column chunks; other widths (never in Gemma) run scalar.
   const bool simd_ok = int8 || cols % 16 == 0;
   if (isa == cpu_isa::avx512 && simd_ok) {
-    if (int8) return decode ? pick_format<avx512_int8_decode, true>(f) : pick_format<avx512_int8_prefill, true>(f);
-    return decode ? pick_format<avx512_exact_decode, false>(f) : pick_format<avx512_exact_prefill, false>(f);
+    if (int8 && wide) return decode ? pick_format<avx512_int8_decode, true, true>(f) : pick_format<avx512_int8_prefill, true, true>(f);
+    if (int8) return decode ? pick_format<avx512_int8_decode, true, false>(f) : pick_format<avx512_int8_prefill, true, false>(f);
+    return decode ? pick_format<avx512_exact_decode, false, false>(f) : pick_format<avx512_exact_prefill, false, false>(f);
   }
   if (isa == cpu_isa::avx2 && simd_ok) {
-    if (int8) return decode ? pick_format<avx2_int8_decode, true>(f) : pick_format<avx2_int8_prefill, true>(f);
-    return decode ? pick_format<avx2_exact_decode, false>(f) : pick_format<avx2_exact_prefill, false>(f);
+    if (int8 && wide) return decode ? pick_format<avx2_int8_decode, true, true>(f) : pick_format<avx2_int8_prefill, true, true>(f);
+    if (int8) return decode ? pick_format<avx2_int8_decode, true, false>(f) : pick_format<avx2_int8_prefill, true, false>(f);
+    return decode ? pick_format<avx2_exact_decode, false, false>(f) : pick_format<avx2_exact_prefill, false, false>(f);
   }
 #else
-  (void)isa; (void)f; (void)int8; (void)decode; (void)cols;
+  (void)isa; (void)f; (void)int8; (void)wide; (void)decode; (void)cols;
 #endif
   return &rows_scalar;
 }
@@ -153,12 +163,13 @@ inline std::byte* fallback_scratch(std::size_t bytes) {
 
 }  // namespace detail
 
-// Quantize n rows of x ([n][cols], cols a multiple of 32) into dst (matmul_scratch_bytes(cols, n)
-// bytes, 64-byte aligned), for matmul_options::act_q. Bytes are identical for every ISA.
+// Quantize n rows of x ([n][cols], cols a multiple of 32) into dst (matmul_scratch_bytes(cols, n, p)
+// bytes, 64-byte aligned) for matmul_options::act_q with the same precision p (int8 or int16
+// activations). Bytes are identical for every ISA.
 inline void quantize_activations(thread_pool& pool, const float* x, int n_rows, int cols, std::byte* dst,
-                                 cpu_isa isa = default_cpu_isa()) {
+                                 matmul_precision p = matmul_precision::int16_activations, cpu_isa isa = default_cpu_isa()) {
   isa = clamp_cpu_isa(isa);
-  const act_layout L = make_act_layout(cols);
+  const act_layout L = make_act_layout(cols, p == matmul_precision::int16_activations);
   auto quant = [&](std::int64_t b, std::int64_t e) {
     for (std::int64_t t = b; t < e; ++t) quantize_act_row(isa, x + t * cols, L, dst + std::size_t(t) * L.row_bytes);
   };
@@ -173,6 +184,7 @@ inline void matmul(thread_pool& pool, const weight_view& W, const float* x, int 
     throw error(errc::invalid_argument, "matmul: columns are not a multiple of the format's block size");
   const cpu_isa isa = clamp_cpu_isa(opt.isa);
   const bool int8 = matmul_uses_int8(W.format, opt.precision);
+  const bool wide = opt.precision == matmul_precision::int16_activations;
   detail::mm_task k;
   k.fmt = W.format;
   k.w = W.data;
@@ -183,16 +195,16 @@ inline void matmul(thread_pool& pool, const weight_view& W, const float* x, int 
   k.y = y;
   k.x = x;
   if (int8) {
-    k.L = make_act_layout(k.cols);
+    k.L = make_act_layout(k.cols, wide);
     if (opt.act_q) {
       k.act = opt.act_q;
     } else {
-      std::byte* buf = opt.scratch ? opt.scratch : detail::fallback_scratch(matmul_scratch_bytes(k.cols, n_rows_x));
-      quantize_activations(pool, x, n_rows_x, k.cols, buf, isa);
+      std::byte* buf = opt.scratch ? opt.scratch : detail::fallback_scratch(matmul_scratch_bytes(k.cols, n_rows_x, opt.precision));
+      quantize_activations(pool, x, n_rows_x, k.cols, buf, opt.precision, isa);
       k.act = buf;
     }
   }
-  const detail::rows_fn fn = detail::select_rows_fn(isa, W.format, int8, n_rows_x < 4, k.cols);
+  const detail::rows_fn fn = detail::select_rows_fn(isa, W.format, int8, wide, n_rows_x < 4, k.cols);
   // Rows go out in units of 16 (a multiple of every tile height), ~8 contiguous parts per thread:
   // each part streams one slice of the matrix, and a thread that is descheduled on a busy
   // machine leaves its remaining parts to the others.

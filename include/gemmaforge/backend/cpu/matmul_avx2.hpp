@@ -86,7 +86,7 @@ GF_AVX2_FN __m256 i8_step(__m256 acc, __m256i s, __m256 dxv, __m256 ws) {
 }
 
 // ------------------------------------------------------------------------ int8 path kernels
-template <tensor_format F>
+template <tensor_format F, bool W>
 struct int8_k {
   template <int NR, int NT>
   GF_AVX2_FN static void tile(const mm_task& k, std::int64_t r0, int t0) {
@@ -116,14 +116,22 @@ struct int8_k {
         }
         for (int t = 0; t < NT; ++t) {
           const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(A[t].q + 32 * b));
+          const __m256i xq2 = W ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(A[t].q2 + 32 * b)) : xq;
           const __m256 dxv = _mm256_loadu_ps(A[t].dxv + 8 * b);
           __m256i corr = _mm256_setzero_si256();
           if constexpr (F == tensor_format::q5_0)
             corr = _mm256_slli_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(A[t].nsum4 + 8 * b)), 4);
           for (int r = 0; r < NR; ++r) {
             __m256i s;
-            if constexpr (F == tensor_format::q8_0) s = dot4_u8s8(_mm256_abs_epi8(wq[r]), _mm256_sign_epi8(xq, wq[r]));
-            else s = _mm256_add_epi32(dot4_u8s8(wq[r], xq), corr);
+            if constexpr (F == tensor_format::q8_0) {
+              const __m256i aw = _mm256_abs_epi8(wq[r]);
+              s = dot4_u8s8(aw, _mm256_sign_epi8(xq, wq[r]));
+              if constexpr (W) s = _mm256_add_epi32(_mm256_slli_epi32(s, 7), dot4_u8s8(aw, _mm256_sign_epi8(xq2, wq[r])));
+            } else {
+              s = dot4_u8s8(wq[r], xq);
+              if constexpr (W) s = _mm256_add_epi32(_mm256_slli_epi32(s, 7), dot4_u8s8(wq[r], xq2));
+              s = _mm256_add_epi32(s, corr);
+            }
             acc[r][t][b & 1] = i8_step(acc[r][t][b & 1], s, dxv, ws[r]);
           }
         }
@@ -162,12 +170,15 @@ struct int8_k {
           }
           for (int t = 0; t < NT; ++t) {
             const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(A[t].q + 32 * b));
+            const __m256i xq2 = W ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(A[t].q2 + 32 * b)) : xq;
             const __m256 dxv = _mm256_loadu_ps(A[t].dxv + 8 * b);
             __m256i corr = _mm256_setzero_si256();
             if constexpr (F == tensor_format::q6_k)
               corr = _mm256_slli_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(A[t].nsum4 + 8 * b)), 5);
             for (int r = 0; r < NR; ++r) {
-              const __m256i s = _mm256_add_epi32(dot4_u8s8(wq[r], xq), corr);
+              __m256i s = dot4_u8s8(wq[r], xq);
+              if constexpr (W) s = _mm256_add_epi32(_mm256_slli_epi32(s, 7), dot4_u8s8(wq[r], xq2));
+              s = _mm256_add_epi32(s, corr);
               acc[r][t][kk & 1] = i8_step(acc[r][t][kk & 1], s, dxv, ws[r]);
             }
           }

@@ -92,6 +92,16 @@ GF_AVX512_FN __m512 q6_k_scales(const block_q6_k* b) {
   return _mm512_mul_ps(_mm512_set1_ps(f16_scalar(b->d)), sc);
 }
 
+// 128-bit lane i of v (the intrinsic needs an immediate; loops pass a variable).
+GF_AVX512_FN __m128i lane128(__m512i v, int i) {
+  switch (i) {
+    case 0: return _mm512_extracti32x4_epi32(v, 0);
+    case 1: return _mm512_extracti32x4_epi32(v, 1);
+    case 2: return _mm512_extracti32x4_epi32(v, 2);
+    default: return _mm512_extracti32x4_epi32(v, 3);
+  }
+}
+
 GF_AVX512_FN __m512i lane_index(int a, int b) {  // [a x 8, b x 8]
   return _mm512_setr_epi32(a, a, a, a, a, a, a, a, b, b, b, b, b, b, b, b);
 }
@@ -102,13 +112,31 @@ GF_AVX512_FN __m512i quad_index(int k) {  // [4k x 4, 4k+1 x 4, 4k+2 x 4, 4k+3 x
 
 // One (row, token) accumulator step of the int8 path for a block pair:
 //   acc = fma(float(dpbusd(corr, w, x)) * dxv, wscale, acc)
-GF_AVX512_FN __m512 i8_step(__m512 acc, __m512i corr, __m512i w, __m512i x, __m512 dxv, __m512 ws) {
-  const __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(corr, w, x)), dxv);
+// 15-bit activations (W): two passes over the digits, s = 128 * dot(w, q1) + dot(w, q2) + corr.
+template <bool W>
+GF_AVX512_FN __m512 i8_step(__m512 acc, __m512i corr, __m512i w, __m512i x1, __m512i x2, __m512 dxv, __m512 ws) {
+  __m512i s;
+  if constexpr (W) s = _mm512_add_epi32(_mm512_slli_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), w, x1), 7), _mm512_dpbusd_epi32(corr, w, x2));
+  else { (void)x2; s = _mm512_dpbusd_epi32(corr, w, x1); }
+  const __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(s), dxv);
   return _mm512_fmadd_ps(f, ws, acc);
 }
 
+template <bool W>
+GF_AVX512_FN __m256 i8_step256(__m256 acc, __m256i corr, __m256i w, __m256i x1, __m256i x2, __m256 dxv, __m256 ws) {
+  __m256i s;
+  if constexpr (W) s = _mm256_add_epi32(_mm256_slli_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), w, x1), 7), _mm256_dpbusd_epi32(corr, w, x2));
+  else { (void)x2; s = _mm256_dpbusd_epi32(corr, w, x1); }
+  return _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(s), dxv), ws, acc);
+}
+
+// Second activation digit (zero when 8-bit; never read then).
+GF_AVX512_FN __m512i load_q2(const act_row& a, int p) {
+  return a.q2 ? _mm512_loadu_si512(a.q2 + 64 * p) : _mm512_setzero_si512();
+}
+
 // ------------------------------------------------------------------------ int8 path kernels
-template <tensor_format F>
+template <tensor_format F, bool W>
 struct int8_b32 {  // q8_0, q5_0
   using blk = std::conditional_t<F == tensor_format::q8_0, block_q8_0, block_q5_0>;
   static constexpr int shift = F == tensor_format::q8_0 ? 7 : 4;  // zero point 128 (XOR trick) / 16
@@ -143,9 +171,10 @@ struct int8_b32 {  // q8_0, q5_0
       }
       for (int t = 0; t < NT; ++t) {
         const __m512i xq = _mm512_loadu_si512(A[t].q + 64 * p);
+        const __m512i xq2 = W ? load_q2(A[t], p) : xq;
         const __m512i corr = _mm512_slli_epi32(_mm512_loadu_si512(A[t].nsum4 + 16 * p), shift);
         const __m512 dxv = _mm512_loadu_ps(A[t].dxv + 16 * p);
-        for (int r = 0; r < NR; ++r) acc[r][t] = i8_step(acc[r][t], corr, wq[r], xq, dxv, ws[r]);
+        for (int r = 0; r < NR; ++r) acc[r][t] = i8_step<W>(acc[r][t], corr, wq[r], xq, xq2, dxv, ws[r]);
       }
     }
     if (nb & 1) {  // last block, even index: lanes 0-7 only
@@ -161,9 +190,12 @@ struct int8_b32 {  // q8_0, q5_0
         const __m512 ws = _mm512_set1_ps(f16_scalar(bp->d));
         for (int t = 0; t < NT; ++t) {
           const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(A[t].q + 32 * b));
+          const __m256i xq2 = W ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(A[t].q2 + 32 * b)) : xq;
           const __m256i corr = _mm256_slli_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(A[t].nsum4 + 8 * b)), shift);
-          const __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_dpbusd_epi32(corr, w, xq)), _mm256_loadu_ps(A[t].dxv + 8 * b));
-          acc[r][t] = _mm512_mask3_fmadd_ps(_mm512_castps256_ps512(f), ws, acc[r][t], __mmask16(0x00FF));
+          // lanes 0-7 only: acc' = fma(f, ws, acc) there, computed in 256 bits and merged
+          const __m256 lo = i8_step256<W>(_mm512_castps512_ps256(acc[r][t]), corr, w, xq, xq2, _mm256_loadu_ps(A[t].dxv + 8 * b),
+                                          _mm512_castps512_ps256(ws));
+          acc[r][t] = _mm512_insertf32x8(acc[r][t], lo, 0);
         }
       }
     }
@@ -172,6 +204,7 @@ struct int8_b32 {  // q8_0, q5_0
   }
 };
 
+template <bool W>
 struct int8_q4_k {
   template <int NR, int NT>
   GF_AVX512_FN static void tile(const mm_task& k, std::int64_t r0, int t0) {
@@ -203,8 +236,9 @@ struct int8_q4_k {
         }
         for (int t = 0; t < NT; ++t) {
           const __m512i xq = _mm512_loadu_si512(A[t].q + 64 * p);
+          const __m512i xq2 = W ? load_q2(A[t], p) : xq;
           const __m512 dxv = _mm512_loadu_ps(A[t].dxv + 16 * p);
-          for (int r = 0; r < NR; ++r) acc[r][t] = i8_step(acc[r][t], _mm512_setzero_si512(), wq[r], xq, dxv, ws[r]);
+          for (int r = 0; r < NR; ++r) acc[r][t] = i8_step<W>(acc[r][t], _mm512_setzero_si512(), wq[r], xq, xq2, dxv, ws[r]);
         }
       }
     }
@@ -213,6 +247,7 @@ struct int8_q4_k {
   }
 };
 
+template <bool W>
 struct int8_q6_k {
   template <int NR, int NT>
   GF_AVX512_FN static void tile(const mm_task& k, std::int64_t r0, int t0) {
@@ -238,9 +273,10 @@ struct int8_q6_k {
           for (int r = 0; r < NR; ++r) ws[r] = _mm512_permutexvar_ps(quad_index(c), sc[r]);
           for (int t = 0; t < NT; ++t) {
             const __m512i xq = _mm512_loadu_si512(A[t].q + 64 * p);
+            const __m512i xq2 = W ? load_q2(A[t], p) : xq;
             const __m512i corr = _mm512_slli_epi32(_mm512_loadu_si512(A[t].nsum4 + 16 * p), 5);
             const __m512 dxv = _mm512_loadu_ps(A[t].dxv + 16 * p);
-            for (int r = 0; r < NR; ++r) acc[r][t] = i8_step(acc[r][t], corr, h ? w1[r] : w0[r], xq, dxv, ws[r]);
+            for (int r = 0; r < NR; ++r) acc[r][t] = i8_step<W>(acc[r][t], corr, h ? w1[r] : w0[r], xq, xq2, dxv, ws[r]);
           }
         }
       }
@@ -280,7 +316,7 @@ GF_AVX512_FN void dequant(const std::byte* src, float* dst, int n) {
         const __m512 dl = _mm512_permutexvar_ps(_mm512_set1_epi32(2 * j + s), sc);
         const __m512 ml = _mm512_permutexvar_ps(_mm512_set1_epi32(8 + 2 * j + s), sc);
         for (int h = 0; h < 2; ++h) {
-          const __m128i q8 = _mm512_extracti32x4_epi32(codes, 2 * s + h);
+          const __m128i q8 = lane128(codes, 2 * s + h);
           const __m512 q = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(q8));
           // dl * q is exact, so the fused form rounds once, like the canonical dl*q - ml.
           _mm512_store_ps(dst + 64 * j + 32 * s + 16 * h, _mm512_fmsub_ps(dl, q, ml));
@@ -298,7 +334,7 @@ GF_AVX512_FN void dequant(const std::byte* src, float* dst, int n) {
         const int c = 2 * n2 + h;
         for (int s = 0; s < 4; ++s) {
           const __m512 d = _mm512_permutexvar_ps(_mm512_set1_epi32(4 * c + s), sc);
-          const __m512 qf = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm512_extracti32x4_epi32(q, s)));
+          const __m512 qf = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(lane128(q, s)));
           _mm512_store_ps(dst + 64 * c + 16 * s, _mm512_mul_ps(d, qf));
         }
       }
@@ -335,6 +371,25 @@ struct exact_k {
         for (int r = 0; r < NR; ++r) {
           const __m512 w = load_plain16<F>(wr[r], c);
           for (int t = 0; t < NT; ++t) acc[r][t] = _mm512_fmadd_ps(w, xv[t], acc[r][t]);
+        }
+      }
+    } else if constexpr (F == tensor_format::q8_0) {
+      // Dequantize in registers (d * q is exact) instead of through the buffer: the LM head of
+      // the Q4_K_M files is Q8_0, the largest matrix of a decode step.
+      const int nb = k.cols / 32;
+      tile_prefetch pf(k, r0, NR, nb, t0 == 0);
+      for (int b = 0; b < nb; ++b) {
+        pf.step();
+        __m512 d[NR];
+        for (int r = 0; r < NR; ++r) d[r] = _mm512_set1_ps(f16_scalar(reinterpret_cast<const block_q8_0*>(wr[r])[b].d));
+        for (int h = 0; h < 2; ++h) {
+          __m512 xv[NT];
+          for (int t = 0; t < NT; ++t) xv[t] = _mm512_loadu_ps(xt[t] + 32 * b + 16 * h);
+          for (int r = 0; r < NR; ++r) {
+            const std::int8_t* qs = reinterpret_cast<const block_q8_0*>(wr[r])[b].qs + 16 * h;
+            const __m512 w = _mm512_mul_ps(d[r], _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs)))));
+            for (int t = 0; t < NT; ++t) acc[r][t] = _mm512_fmadd_ps(w, xv[t], acc[r][t]);
+          }
         }
       }
     } else {

