@@ -5,7 +5,7 @@
 // Counters: tok_s; stream_GBps (the read baseline measured in this process just before);
 // roofline_tok_s = stream_GBps / weight bytes per token (every matrix is read once per decoded
 // token: the 262144-row tied LM head included); frac_roofline = tok_s / roofline_tok_s, the number
-// docs/benchmarks.md reports. precision 0 = int8 activations (default), 1 = exact f32.
+// docs/benchmarks.md reports. precision 0 = int16 activations (the default), 1 = int8, 2 = exact f32.
 #include <benchmark/benchmark.h>
 
 #include <gemmaforge/backend/cpu/executor.hpp>
@@ -64,7 +64,13 @@ double stream_gbps(gf::cpu::thread_pool& pool) {
 
 std::uint64_t bytes_per_token() { return model().summary().matrix_bytes; }
 
-gf::basic_engine<M, gf::cpu::cpu_executor, gf::bf16> make_engine(int threads, bool exact, int chunk) {
+gf::cpu::matmul_precision precision_arg(std::int64_t a) {
+  return a == 0 ? gf::cpu::matmul_precision::int16_activations
+         : a == 1 ? gf::cpu::matmul_precision::int8_activations
+                  : gf::cpu::matmul_precision::exact;
+}
+
+gf::basic_engine<M, gf::cpu::cpu_executor, gf::bf16> make_engine(int threads, gf::cpu::matmul_precision precision, int chunk) {
   gf::engine_config c;
   c.max_seq_len = 1024;
   c.max_batch = 1;
@@ -72,7 +78,7 @@ gf::basic_engine<M, gf::cpu::cpu_executor, gf::bf16> make_engine(int threads, bo
   c.prefix_slots = 0;
   gf::cpu::executor_options o;
   o.threads = threads;
-  o.precision = exact ? gf::cpu::matmul_precision::exact : gf::cpu::matmul_precision::int8_activations;
+  o.precision = precision;
   return gf::basic_engine<M, gf::cpu::cpu_executor, gf::bf16>(model().weights(), c, gf::cpu::cpu_executor(o));
 }
 
@@ -95,13 +101,13 @@ void BM_stream(benchmark::State& st) {
 
 void BM_decode(benchmark::State& st) {
   const int threads = int(st.range(0));
-  const bool exact = st.range(1) != 0;
+  const auto precision = precision_arg(st.range(1));
   double stream = 0;
   {
     gf::cpu::thread_pool pool(threads);
     stream = stream_gbps(pool);
   }
-  auto eng = make_engine(threads, exact, 64);
+  auto eng = make_engine(threads, precision, 64);
   constexpr int n_tokens = 64;
   double decode_s = 0;
   std::int64_t tokens = 0;
@@ -121,8 +127,7 @@ void BM_decode(benchmark::State& st) {
 
 void BM_prefill(benchmark::State& st) {
   const int threads = int(st.range(0));
-  const bool exact = st.range(1) != 0;
-  auto eng = make_engine(threads, exact, 256);
+  auto eng = make_engine(threads, precision_arg(st.range(1)), 256);
   double prefill_s = 0;
   std::int64_t tokens = 0;
   for (auto _ : st) {
@@ -136,7 +141,7 @@ void BM_prefill(benchmark::State& st) {
 }  // namespace
 
 BENCHMARK(BM_stream)->Arg(1)->Arg(2)->Iterations(1)->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_decode)->Args({1, 0})->Args({2, 0})->Args({2, 1})->Iterations(3)->UseRealTime()->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_prefill)->Args({1, 0})->Args({2, 0})->Args({2, 1})->Iterations(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_decode)->Args({1, 0})->Args({2, 0})->Args({2, 1})->Args({2, 2})->Iterations(3)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_prefill)->Args({1, 0})->Args({2, 0})->Args({2, 1})->Args({2, 2})->Iterations(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 BENCHMARK_MAIN();

@@ -25,7 +25,9 @@ inline void add_engine_flags(CLI::App& app, engine_options& o, std::string& kv) 
   app.add_option("--prefill-chunk", o.prefill_chunk, "prompt tokens per step")->check(CLI::PositiveNumber);
   app.add_option("--kv", kv, "KV cache type: bf16, f16, fp8, int8, f32")->check(CLI::IsMember({"bf16", "f16", "fp8", "int8", "f32"}));
   app.add_option("--backend", o.backend, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
-  app.add_flag("--exact-matmul", o.exact_matmul, "CPU: f32 activations for quantized weights (slower, closest to the reference)");
+  app.add_option("--matmul", o.matmul, "CPU matmuls of quantized weights: int16 (default), int8 (fastest), exact (f32)")
+      ->check(CLI::IsMember({"int16", "int8", "exact"}));
+  app.add_flag_callback("--exact-matmul", [&o] { o.matmul = "exact"; }, "same as --matmul exact");
 }
 
 inline void finish_engine_flags(engine_options& o, const std::string& kv) {

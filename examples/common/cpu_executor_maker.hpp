@@ -11,7 +11,9 @@ struct cpu_executor_maker {
   static cpu::cpu_executor make(const engine_options& o) {
     cpu::executor_options e;
     e.threads = o.threads;
-    e.precision = o.exact_matmul ? cpu::matmul_precision::exact : cpu::matmul_precision::int8_activations;
+    e.precision = o.matmul == "exact"  ? cpu::matmul_precision::exact
+                  : o.matmul == "int8" ? cpu::matmul_precision::int8_activations
+                                       : cpu::matmul_precision::int16_activations;
     return cpu::cpu_executor(e);
   }
 };

@@ -34,7 +34,9 @@ struct engine_options {
   int logits_rows = 0;             // 0 = max_batch (perplexity asks for a chunk's worth)
   int max_queue = 1024;            // waiting requests before submit() refuses
   bool threaded = false;           // run steps on a worker thread (the server does)
-  bool exact_matmul = false;       // CPU: f32 activations for quantized weights (slower, no rounding)
+  // CPU matmuls of quantized weights: "int16" (15-bit activations, the default: logits within
+  // ~0.002 of exact), "int8" (fastest, llama.cpp's rounding), "exact" (f32 activations, slowest).
+  std::string matmul = "int16";
   bool progress = true;            // loading progress bar (only when stderr is a terminal)
 };
 

@@ -86,7 +86,7 @@ TEST_CASE("cuda matmul, int8 path: activation quantization and matvec equal math
       for (int t = 0; t < T; ++t)
         for (int r = 0; r < rows; ++r)
           ref[std::size_t(t) * rows + std::size_t(r)] = gf::math::dot_act(
-              f, w.host_view.row(r), hq.data() + std::size_t(t) * cols, hdx.data() + std::size_t(t) * nb, nb);
+              f, w.host_view.row(r), hq.data() + std::size_t(t) * cols, nullptr, hdx.data() + std::size_t(t) * nb, nb);
       REQUIRE(gc::launch_matvec_q8act<gc::matvec_policy_pair>(w.dev_view, act, T, dy.get(), nullptr) == gf::status::ok);
       CHECK(bit_mismatches(dy.download(), ref, ref.size()) == 0);
       REQUIRE(gc::launch_matvec_q8act<gc::matvec_policy_single>(w.dev_view, act, T, dy.get(), nullptr) == gf::status::ok);

@@ -132,6 +132,9 @@ class basic_engine {
     st->output_.reserve(std::size_t(std::max(r.stop.max_tokens, 0)) + 1);
     if (r.decode_text) st->text_.reserve(std::size_t(std::max(r.stop.max_tokens, 0)) * 8 + 64);
     st->req = std::move(r);
+    // Streaming state is built here, on the caller's thread: steps then allocate nothing.
+    st->detok_ = text_ ? text_stream(text_.get()) : text_stream();
+    st->stops_ = stop_matcher(&st->req.stop.stop_strings);
     st->timings_.submitted = std::chrono::steady_clock::now();
     {
       std::lock_guard lock(queue_mutex_);
@@ -314,8 +317,6 @@ class basic_engine {
         r.timings_.admitted = std::chrono::steady_clock::now();
         stats_.reused_prompt_tokens += std::uint64_t(a.reused_tokens);
         stats_.prompt_tokens += std::uint64_t(r.prompt_tokens_);
-        r.detok_ = text_ ? text_stream(text_.get()) : text_stream();
-        r.stops_ = stop_matcher(&r.req.stop.stop_strings);
         running_.push_back(std::move(waiting_.front()));
         waiting_.pop_front();
       }
@@ -436,7 +437,7 @@ class basic_engine {
     } else if (r.req.decode_text) {
       const std::string_view bytes = r.detok_.push(token);
       const std::size_t before = r.text_.size();
-      r.text_ += r.stops_.feed(bytes);
+      r.stops_.feed(bytes, r.text_);
       piece = std::string_view(r.text_).substr(before);
       if (r.stops_.stopped()) reason = finish_reason::stop;
     }
@@ -446,8 +447,8 @@ class basic_engine {
     if (reason != finish_reason::none && reason != finish_reason::stop && r.req.decode_text) {
       // End of output: release text held back for a possible stop string or an incomplete char.
       const std::size_t before = piece.data() ? std::size_t(piece.data() - r.text_.data()) : r.text_.size();
-      r.text_ += r.stops_.feed(r.detok_.flush());
-      r.text_ += r.stops_.flush();
+      r.stops_.feed(r.detok_.flush(), r.text_);
+      r.stops_.flush(r.text_);
       piece = std::string_view(r.text_).substr(before);
     }
     if (r.req.on_token) r.req.on_token(token_event{token, piece, false, finish_reason::none});

@@ -1,7 +1,8 @@
 #pragma once
 // Stop strings over streamed text. Text is released only when it can no longer be the start of a
 // stop string, so a streaming client never sees part of a stop string that later completes, and
-// the final output excludes the stop string (OpenAI semantics).
+// the final output excludes the stop string (OpenAI semantics). Released text is appended to the
+// caller's string; the held-back buffer is reserved up front, so feeding allocates nothing.
 #include <algorithm>
 #include <string>
 #include <string_view>
@@ -11,26 +12,30 @@ namespace gemmaforge {
 
 class stop_matcher {
  public:
-  explicit stop_matcher(const std::vector<std::string>* stops = nullptr) : stops_(stops) {}
+  explicit stop_matcher(const std::vector<std::string>* stops = nullptr) : stops_(stops) {
+    std::size_t longest = 0;
+    if (stops_)
+      for (const auto& s : *stops_) longest = std::max(longest, s.size());
+    pending_.reserve(2 * longest + 256);  // held-back text + one token's bytes
+  }
 
-  // Feed newly decoded text; returns the text that is now safe to emit. After a stop string is
-  // found, stopped() is true and the text before it has been returned.
-  std::string feed(std::string_view text) {
-    if (stopped_) return {};
-    pending_.append(text);
+  // Feed newly decoded text; appends what is now safe to emit to `out`. After a stop string is
+  // found, stopped() is true and only the text before it was appended.
+  void feed(std::string_view text, std::string& out) {
+    if (stopped_) return;
     if (!stops_ || stops_->empty()) {
-      std::string out;
-      out.swap(pending_);
-      return out;
+      out.append(text);
+      return;
     }
+    pending_.append(text);
     // Earliest complete stop string wins.
     std::size_t first = std::string::npos;
     for (const auto& s : *stops_) first = std::min(first, pending_.find(s));
     if (first != std::string::npos) {
       stopped_ = true;
-      std::string out = pending_.substr(0, first);
+      out.append(pending_, 0, first);
       pending_.clear();
-      return out;
+      return;
     }
     // Hold back the longest suffix that is a proper prefix of some stop string.
     std::size_t hold = 0;
@@ -42,16 +47,14 @@ class stop_matcher {
           break;
         }
     }
-    std::string out = pending_.substr(0, pending_.size() - hold);
+    out.append(pending_, 0, pending_.size() - hold);
     pending_.erase(0, pending_.size() - hold);
-    return out;
   }
 
   // End of generation without a stop string: whatever was held back is real output.
-  std::string flush() {
-    std::string out;
-    if (!stopped_) out.swap(pending_);
-    return out;
+  void flush(std::string& out) {
+    if (!stopped_) out.append(pending_);
+    pending_.clear();
   }
 
   bool stopped() const { return stopped_; }

@@ -35,7 +35,9 @@ namespace gemmaforge::cpu {
 
 struct executor_options {
   int threads = 0;  // 0 = every core the process may use
-  matmul_precision precision = matmul_precision::int8_activations;
+  // 15-bit activations by default: logits within ~0.002 of the exact path at ~95% of its speed
+  // advantage (backend/cpu/matmul.hpp has the measurements); exact for golden checks.
+  matmul_precision precision = matmul_precision::int16_activations;
   cpu_isa isa = default_cpu_isa();
 };
 
@@ -51,7 +53,9 @@ class cpu_executor {
 
   std::string description() const {
     return std::string("cpu ") + std::string(to_string(opt_.isa)) + " x" + std::to_string(pool_->size()) + " threads" +
-           (opt_.precision == matmul_precision::exact ? ", exact matmul" : "");
+           (opt_.precision == matmul_precision::exact              ? ", exact matmul"
+            : opt_.precision == matmul_precision::int8_activations ? ", int8 activations"
+                                                                   : ", int16 activations");
   }
   thread_pool& pool() { return *pool_; }
   const executor_options& options() const { return opt_; }
@@ -82,7 +86,7 @@ class cpu_executor {
   template <class Model, class KvElem>
   void reserve(int max_tokens, int max_seq_len) {
     const int widest = std::max({Model::hidden, Model::q_dim, Model::ffn});
-    act_q_.assign(matmul_scratch_bytes(round_up_int(widest, 32), max_tokens) + 64, std::byte{});
+    act_q_.assign(matmul_scratch_bytes(round_up_int(widest, 32), max_tokens, opt_.precision) + 64, std::byte{});
     attn_scratch_.assign(attention_scratch_bytes<typename Model::attention, KvElem>(max_tokens, max_seq_len) + 64, std::byte{});
     const std::size_t half = std::size_t(Model::head_dim / 2);
     for (auto& t : rope_) {
@@ -117,7 +121,7 @@ class cpu_executor {
     if (matmul_uses_int8(w.format, opt_.precision)) {
       std::byte* q = aligned(act_q_);
       if (memo_ != x || memo_rows_ != T || memo_cols_ != w.cols) {
-        quantize_activations(*pool_, x, T, int(w.cols), q, opt_.isa);
+        quantize_activations(*pool_, x, T, int(w.cols), q, opt_.precision, opt_.isa);
         memo_ = x;
         memo_rows_ = T;
         memo_cols_ = w.cols;
