@@ -25,14 +25,15 @@ def default_model():
 
 
 def run_gemmaforge(binary, model, threads, n, kv):
-    out = subprocess.run([f"{binary}/gemmaforge-generate", "-m", model, "-t", str(threads), "-p", PROMPT,
-                          "-n", str(n), "--ignore-eos", "--kv", kv, "-c", "2048"],
-                         capture_output=True, text=True, check=True).stderr
+    run = subprocess.run([f"{binary}/gemmaforge-generate", "-m", model, "-t", str(threads), "-p", PROMPT,
+                          "-n", str(n), "--ignore-eos", "--kv", kv, "-c", "2048", "--temp", "0", "--print-ids"],
+                         capture_output=True, text=True, check=True)
+    out = run.stderr
     m = re.search(r"prompt: (\d+) tokens in [0-9.]+ s \(([0-9.]+) tok/s\); generation: (\d+) tokens in "
                   r"[0-9.]+ s \(([0-9.]+) tok/s\)", out)
     if not m:
         sys.exit("cannot parse gemmaforge-generate's timing line:\n" + out)
-    return int(m.group(1)), float(m.group(2)), int(m.group(3)), float(m.group(4))
+    return int(m.group(1)), float(m.group(2)), int(m.group(3)), float(m.group(4)), [int(t) for t in run.stdout.split()]
 
 
 def run_llama(llm, n):
@@ -41,15 +42,17 @@ def run_llama(llm, n):
     t0 = time.perf_counter()
     llm.eval(prompt_ids)
     t1 = time.perf_counter()
-    produced = 0
     # Greedy decode one token at a time, as a server's decode loop does (no EOS stop: fixed length).
+    # The last row's logits straight from the context (Llama.scores holds rows only with logits_all).
+    import llama_cpp
     import numpy as np
+    ids = []
     for _ in range(n):
-        tok = int(np.argmax(llm.scores[llm.n_tokens - 1]))
-        llm.eval([tok])
-        produced += 1
+        row = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1), shape=(llm.n_vocab(),))
+        ids.append(int(np.argmax(row)))
+        llm.eval([ids[-1]])
     t2 = time.perf_counter()
-    return len(prompt_ids), len(prompt_ids) / (t1 - t0), produced, produced / (t2 - t1)
+    return len(prompt_ids), len(prompt_ids) / (t1 - t0), len(ids), len(ids) / (t2 - t1), ids
 
 
 def main():
@@ -81,6 +84,9 @@ def main():
         print(f"| {k} | {p:.1f} | {d:.1f} |")
     g, l = med["gemmaforge"], med["llama.cpp"]
     print(f"| gemmaforge / llama.cpp | {g[0] / l[0]:.2f} | {g[1] / l[1]:.2f} |")
+    a_ids, b_ids = results["gemmaforge"][0][4], results["llama.cpp"][0][4]
+    same = next((i for i, (x, y) in enumerate(zip(a_ids, b_ids)) if x != y), min(len(a_ids), len(b_ids)))
+    print(f"\ngreedy tokens: the two engines agree on the first {same} of {len(a_ids)}")
 
 
 if __name__ == "__main__":
