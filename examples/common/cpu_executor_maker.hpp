@@ -8,7 +8,8 @@ namespace gemmaforge::programs::detail {
 
 template <class Model>
 struct cpu_executor_maker {
-  static cpu::cpu_executor make(const engine_options& o) {
+  template <class KvElem>
+  static cpu::cpu_executor make(const engine_options& o, const engine_config&, const model_weights<Model>&) {
     cpu::executor_options e;
     e.threads = o.threads;
     e.precision = o.matmul == "exact"  ? cpu::matmul_precision::exact

@@ -21,12 +21,12 @@ engine_config make_engine_config(const engine_options& o, int model_max_position
 template <class Model, class Executor, class KvElem>
 class concrete_engine final : public program_engine {
  public:
-  concrete_engine(bound_model<Model>&& bound, std::shared_ptr<const tokenizer> tok, const engine_options& o, Executor exec,
-                  std::chrono::steady_clock::time_point t0)
+  concrete_engine(bound_model<Model>&& bound, std::shared_ptr<const tokenizer> tok, const engine_config& cfg,
+                  std::vector<std::int32_t> stop_ids, Executor exec, std::chrono::steady_clock::time_point t0)
       : bound_(std::move(bound)),
-        engine_(bound_.weights(), configure(tok, o), std::move(exec),
-                tok ? std::make_shared<tokenizer_text>(tok) : nullptr) {
+        engine_(bound_.weights(), cfg, std::move(exec), tok ? std::make_shared<tokenizer_text>(tok) : nullptr) {
     tok_ = std::move(tok);
+    stop_ids_ = std::move(stop_ids);
     info_.name = std::string(Model::name);
     info_.path = bound_.file().path();
     info_.arch = Model::arch;
@@ -54,22 +54,24 @@ class concrete_engine final : public program_engine {
   void shutdown() override { engine_.shutdown(); }
 
  private:
-  engine_config configure(const std::shared_ptr<const tokenizer>& tok, const engine_options& o) {
-    if (tok) {
-      stop_ids_.push_back(tok->eos_id());
-      const int eot = tok->piece_to_id("<end_of_turn>");
-      if (eot >= 0) stop_ids_.push_back(eot);
-    }
-    return make_engine_config(o, Model::max_positions, stop_ids_);
-  }
-
   bound_model<Model> bound_;
   basic_engine<Model, Executor, KvElem> engine_;
 };
 
+// Ids that always stop a generation: eos and <end_of_turn> (when the vocabulary has it).
+inline std::vector<std::int32_t> default_stop_ids(const tokenizer* tok) {
+  std::vector<std::int32_t> ids;
+  if (tok) {
+    ids.push_back(tok->eos_id());
+    if (const int eot = tok->piece_to_id("<end_of_turn>"); eot >= 0) ids.push_back(eot);
+  }
+  return ids;
+}
+
 // Bind the already-opened file as the model called `name` from List and start an engine with the
-// KV type the options ask for. Returns nullptr when `name` is not in List.
-template <class List, template <class> class MakeExecutor>
+// KV type the options ask for (one of KvTypes). Returns nullptr when `name` is not in List.
+// MakeExecutor<Model>::template make<KvElem>(options, engine_config, weights) builds the executor.
+template <class List, template <class> class MakeExecutor, class KvTypes>
 std::unique_ptr<program_engine> make_engine_from(std::shared_ptr<const model_file> file, std::string_view name,
                                                  std::shared_ptr<const tokenizer> tok, const engine_options& o,
                                                  std::chrono::steady_clock::time_point t0) {
@@ -78,20 +80,31 @@ std::unique_ptr<program_engine> make_engine_from(std::shared_ptr<const model_fil
     using M = typename decltype(tag)::type;
     if constexpr (M::runnable) {
       if (out || M::name != name) return;
+      auto stops = default_stop_ids(tok.get());
+      const engine_config cfg = make_engine_config(o, M::max_positions, stops);
       auto bound = bind_model<M>(file);
-      auto exec = MakeExecutor<M>::make(o);
-      using E = decltype(exec);
-      switch (o.kv) {
-        case dtype::f32: out = std::make_unique<concrete_engine<M, E, float>>(std::move(bound), tok, o, std::move(exec), t0); break;
-        case dtype::bf16: out = std::make_unique<concrete_engine<M, E, bf16>>(std::move(bound), tok, o, std::move(exec), t0); break;
-        case dtype::f16: out = std::make_unique<concrete_engine<M, E, f16>>(std::move(bound), tok, o, std::move(exec), t0); break;
-        case dtype::fp8_e4m3: out = std::make_unique<concrete_engine<M, E, fp8_e4m3>>(std::move(bound), tok, o, std::move(exec), t0); break;
-        case dtype::int8: out = std::make_unique<concrete_engine<M, E, std::int8_t>>(std::move(bound), tok, o, std::move(exec), t0); break;
-      }
+      bool matched = false;
+      auto start = [&](auto kv_tag) {
+        using Kv = typename decltype(kv_tag)::type;
+        if (matched || dtype_of<Kv>::value != o.kv) return;
+        matched = true;
+        auto exec = MakeExecutor<M>::template make<Kv>(o, cfg, bound.weights());
+        out = std::make_unique<concrete_engine<M, decltype(exec), Kv>>(std::move(bound), tok, cfg, std::move(stops),
+                                                                        std::move(exec), t0);
+      };
+      for_each_type(KvTypes{}, start);
+      if (!matched)
+        throw error(errc::invalid_argument, "KV type " + std::string(to_string(o.kv)) + " is not built into the programs for the " +
+                                                o.backend + " backend");
     }
   });
   return out;
 }
+
+// The KV element types the CPU programs offer (the CUDA programs offer bf16 and fp8: the types a
+// 4090 deployment chooses between, which bounds the nvcc instantiations).
+using cpu_kv_types = type_list<float, bf16, f16, fp8_e4m3, std::int8_t>;
+using cuda_kv_types = type_list<bf16, fp8_e4m3>;
 
 // One per family (engines_<family>.cpp): nullptr when the name is not one of theirs.
 using factory_fn = std::unique_ptr<program_engine> (*)(std::shared_ptr<const model_file>, std::string_view,
@@ -107,6 +120,10 @@ std::unique_ptr<program_engine> make_gemma3_engine(std::shared_ptr<const model_f
                                                    std::shared_ptr<const tokenizer>, const engine_options&,
                                                    std::chrono::steady_clock::time_point);
 std::unique_ptr<program_engine> make_tiny_engine(std::shared_ptr<const model_file>, std::string_view,
+                                                 std::shared_ptr<const tokenizer>, const engine_options&,
+                                                 std::chrono::steady_clock::time_point);
+// The CUDA programs (engines_cuda_*.cu, built when CUDA is): same contract.
+std::unique_ptr<program_engine> make_cuda_engine(std::shared_ptr<const model_file>, std::string_view,
                                                  std::shared_ptr<const tokenizer>, const engine_options&,
                                                  std::chrono::steady_clock::time_point);
 

@@ -12,7 +12,7 @@ std::unique_ptr<program_engine> make_gemma3_engine(std::shared_ptr<const model_f
                                                    std::shared_ptr<const tokenizer> tok, const engine_options& o,
                                                    std::chrono::steady_clock::time_point t0) {
   using list = type_list<models::gemma_3_270m, models::gemma_3_1b, models::gemma_3_4b, models::gemma_3_12b, models::gemma_3_27b>;
-  return make_engine_from<list, cpu_executor_maker>(std::move(file), name, std::move(tok), o, t0);
+  return make_engine_from<list, cpu_executor_maker, cpu_kv_types>(std::move(file), name, std::move(tok), o, t0);
 }
 
 }  // namespace gemmaforge::programs::detail

@@ -65,8 +65,13 @@ std::unique_ptr<program_engine> open_engine(const engine_options& opts) {
   const std::filesystem::path path = opts.model.empty() ? default_model_path() : opts.model;
   auto file = model_file::open(path);
   const std::string_view name = identify_model<all_models>(*file);
+#if !defined(GF_PROGRAMS_HAVE_CUDA)
   if (opts.backend != "cpu")
     throw error(errc::invalid_argument, "backend '" + opts.backend + "' is not available in this build (available: cpu)");
+#else
+  if (opts.backend != "cpu" && opts.backend != "cuda")
+    throw error(errc::invalid_argument, "unknown backend '" + opts.backend + "' (available: cpu, cuda)");
+#endif
   if (opts.progress) file->prefault(true);
   std::shared_ptr<const tokenizer> tok;
   try {
@@ -74,9 +79,16 @@ std::unique_ptr<program_engine> open_engine(const engine_options& opts) {
   } catch (const error& e) {
     if (file->gguf()) throw;  // a GGUF file must carry its vocabulary; HF directories may not
   }
-  for (detail::factory_fn make : {detail::make_gemma1_engine, detail::make_gemma2_engine, detail::make_gemma3_engine,
-                                  detail::make_tiny_engine})
-    if (auto e = make(file, name, tok, opts, t0)) return e;
+#if defined(GF_PROGRAMS_HAVE_CUDA)
+  if (opts.backend == "cuda") {
+    if (auto e = detail::make_cuda_engine(file, name, tok, opts, t0)) return e;
+  } else
+#endif
+  {
+    for (detail::factory_fn make : {detail::make_gemma1_engine, detail::make_gemma2_engine, detail::make_gemma3_engine,
+                                    detail::make_tiny_engine})
+      if (auto e = make(file, name, tok, opts, t0)) return e;
+  }
   throw error(errc::invalid_argument, file->path() + ": " + std::string(name) + " cannot be run (planning-only descriptor)");
 }
 

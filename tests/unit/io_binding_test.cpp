@@ -299,3 +299,38 @@ TEMPLATE_TEST_CASE("binding: golden tiny fixtures from tools/make_golden.py", "[
     for (int i = 0; i < M::hidden; ++i) CHECK(std::isfinite(m.weights().final_norm[i]));
   }
 }
+
+namespace {
+// A descriptor whose HF checkpoints carry 8 extra embedding rows, as Gemma 3 4B+ carry 64.
+struct tiny_gemma3_extra_rows : tiny_gemma3 {
+  static constexpr std::string_view name = "tiny-gemma3-extra-rows";
+  static constexpr int hf_extra_embedding_rows = 8;
+};
+}  // namespace
+
+TEST_CASE("binding: extra HF embedding rows bind as a view of the text vocabulary", "[cpu][io]") {
+  gf_test::temp_dir d;
+  auto ts = gf_test::synthetic_hf_tensors<tiny_gemma3>("F32");
+  for (auto& t : ts)
+    if (t.name == "model.embed_tokens.weight") {
+      t.shape[0] += 8;
+      t.data.resize(t.data.size() + 8 * 64 * sizeof(float), std::byte{0x3f});
+    }
+  auto config = gf_test::hf_config_json<tiny_gemma3>();
+  const auto at = config.find("\"vocab_size\":512");
+  REQUIRE(at != std::string::npos);
+  config.replace(at, 16, "\"vocab_size\":520");
+  gf_test::write_file(d / "config.json", config);
+  gf_test::write_file(d / "model.safetensors", gf_test::build_safetensors(ts));
+  auto file = gf::model_file::open(d.path());
+  const auto m = gf::bind_model<tiny_gemma3_extra_rows>(file);
+  CHECK(m.weights().embedding.rows == 512);  // ids >= 512 (image tokens) are never produced
+  CHECK(m.weights().embedding.cols == 64);
+  // A descriptor without extra rows refuses the same file, naming the shapes.
+  try {
+    gf::bind_model<tiny_gemma3>(file);
+    FAIL("bound a 520-row embedding as tiny-gemma3");
+  } catch (const gf::error& e) {
+    CHECK(std::string(e.what()).find("expects [512, 64]") != std::string::npos);
+  }
+}

@@ -81,7 +81,10 @@ std::vector<std::string> shape_differences(const model_facts& f) {
   cmp(f.heads, M::heads, "{} attention heads", "attention head count");
   cmp(f.kv_heads, M::kv_heads, "{} KV heads", "KV head count");
   cmp(f.head_dim, M::head_dim, "head_dim {}", "head_dim");
-  cmp(f.vocab, M::vocab, "a vocabulary of {}", "vocabulary size");
+  if (f.vocab == M::vocab + extra_embedding_rows<M>())  // HF 4B+: text vocabulary + image tokens
+    cmp(f.vocab, M::vocab + extra_embedding_rows<M>(), "a vocabulary of {}", "vocabulary size");
+  else
+    cmp(f.vocab, M::vocab, "a vocabulary of {}", "vocabulary size");
   return d;
 }
 
@@ -317,7 +320,12 @@ bound_model<Model> bind_model(std::shared_ptr<const model_file> file) {
 
   const std::uint64_t V = Model::vocab, H = Model::hidden, F = Model::ffn, Q = Model::q_dim, KV = Model::kv_dim,
                       D = Model::head_dim;
-  need(tensor_role::embedding, -1, {V, H});
+  // An HF checkpoint may carry extra embedding rows (model/descriptor.hpp): bind the first V.
+  std::uint64_t embedding_rows = V;
+  if (const source_tensor* e = mf.find(mf.tensor_name(tensor_role::embedding, -1));
+      e && e->shape.size() == 2 && e->shape[0] == V + std::uint64_t(extra_embedding_rows<Model>()))
+    embedding_rows = e->shape[0];
+  need(tensor_role::embedding, -1, {embedding_rows, H});
   need(tensor_role::final_norm, -1, {H});
   for (int l = 0; l < Model::n_layers; ++l) {
     need(tensor_role::q, l, {Q, H});
@@ -375,7 +383,10 @@ bound_model<Model> bind_model(std::shared_ptr<const model_file> file) {
     view.cols = t.shape.size() > 1 ? std::int64_t(t.shape[1]) : 1;
     const float* gain = is_norm(role) ? out.gains_.data() + gain_at[i] : nullptr;
     if (layer < 0) {
-      if (role == tensor_role::embedding) out.weights_.embedding = view;
+      if (role == tensor_role::embedding) {
+        view.rows = std::int64_t(V);  // extra HF rows, if any, stay unbound
+        out.weights_.embedding = view;
+      }
       else out.weights_.final_norm = gain;
     } else {
       layer_weights& L = out.weights_.layers[std::size_t(layer)];

@@ -115,6 +115,15 @@ struct model_descriptor {
   static_assert(Family == family::gemma2 || Caps::attn == 0, "attention softcap is a Gemma 2 feature");
 };
 
+// Rows an HF checkpoint's embedding may carry beyond the text vocabulary (Gemma 3 4B+: 64 image
+// tokens, 262208 rows against the 262144 text tokens their GGUF files keep). The binder accepts
+// them and binds a view of the first `vocab` rows: text generation never produces those ids.
+template <class M>
+constexpr int extra_embedding_rows() {
+  if constexpr (requires { M::hf_extra_embedding_rows; }) return M::hf_extra_embedding_rows;
+  else return 0;
+}
+
 // Type trait: is T a model descriptor (derived from some model_descriptor instantiation)?
 template <class T>
 concept model_descriptor_type = requires {

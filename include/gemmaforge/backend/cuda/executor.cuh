@@ -74,7 +74,8 @@ struct cuda_executor_config {
   std::int32_t max_seq_len = 0;
   std::int32_t block_tokens = 16;
   // Numerics and schedules.
-  matmul_precision quant_precision = matmul_precision::int8_activations;  // the CPU backend's default
+  // int8 activations (the CPU backend also has int16, its default, not yet ported to CUDA).
+  matmul_precision quant_precision = matmul_precision::int8_activations;
   prefill_gemm gemm = prefill_gemm::canonical;
   std::int32_t gemm_min_tokens = 5;  // rows from which a matmul uses the GEMM instead of the matvec
   attention_schedule attention = attention_schedule::automatic;
@@ -166,6 +167,12 @@ class cuda_executor {
   cuda_executor(cuda_executor&&) noexcept = default;
   cuda_executor& operator=(cuda_executor&&) noexcept = default;
   ~cuda_executor() = default;
+
+  // For load logs: the GPU and the numerics in use.
+  std::string description() const {
+    return "cuda " + s_->device_name + (s_->cfg.quant_precision == matmul_precision::exact ? ", exact matmul" : ", int8 activations") +
+           (s_->cfg.decode_graphs ? ", decode graphs" : "");
+  }
 
   // Scratch bytes beyond the engine's own arena request, for a model of this shape and config.
   static std::uint64_t scratch_bytes(const detail::model_shape& m, const cuda_executor_config& c) {
@@ -568,6 +575,9 @@ class cuda_executor {
       GF_CHECK_CUDA(cudaEventCreateWithFlags(&meta_copied, cudaEventDisableTiming));
       GF_CHECK_CUDA(cudaEventRecord(meta_copied, stream));
       GF_CHECK_CUDA(cudaDeviceGetAttribute(&sm_count, cudaDevAttrMultiProcessorCount, c.device));
+      cudaDeviceProp prop{};
+      GF_CHECK_CUDA(cudaGetDeviceProperties(&prop, c.device));
+      device_name = std::string(prop.name) + " (sm_" + std::to_string(prop.major) + std::to_string(prop.minor) + ")";
     }
     state(const state&) = delete;
     state& operator=(const state&) = delete;
@@ -673,6 +683,7 @@ class cuda_executor {
     cudaStream_t stream = nullptr;
     cudaEvent_t meta_copied = nullptr;
     int sm_count = 0;
+    std::string device_name;
     detail::model_shape shape;
     std::shared_ptr<void> weights;
     std::vector<rope_entry> ropes;
