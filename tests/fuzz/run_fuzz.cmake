@@ -49,14 +49,23 @@ if(rebuild)
 endif()
 
 # libFuzzer adds what it finds to the first corpus directory: a scratch copy, never the seeds.
+# Past crashes (REGRESSIONS, tests/fuzz/regressions/<target>/) are read like seeds, so each is
+# replayed before any mutation: one that crashes again fails the test at once.
 set(corpus "${WORK_DIR}/corpus")
 file(MAKE_DIRECTORY "${corpus}")
+set(extra_corpora "")
+if(DEFINED REGRESSIONS AND IS_DIRECTORY "${REGRESSIONS}")
+  file(GLOB regression_files "${REGRESSIONS}/*")
+  if(regression_files)
+    set(extra_corpora "${REGRESSIONS}")
+  endif()
+endif()
 set(dict_args "")
 if(DEFINED DICT AND NOT DICT STREQUAL "")
   set(dict_args "-dict=${DICT}")
 endif()
 execute_process(
-  COMMAND "${bin}" "${corpus}" "${SEEDS}" ${dict_args} -max_total_time=${SECONDS} -timeout=20 -rss_limit_mb=2560
+  COMMAND "${bin}" "${corpus}" "${SEEDS}" ${extra_corpora} ${dict_args} -max_total_time=${SECONDS} -timeout=20 -rss_limit_mb=2560
           -max_len=65536 -print_final_stats=1 -artifact_prefix=${WORK_DIR}/
   RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
 string(REGEX MATCH "stat::number_of_executed_units: *[0-9]+" runs "${out}")

@@ -4,6 +4,9 @@
 # fuzz for GF_FUZZ_SECONDS from the seed corpus in tests/fuzz/corpus/<target>; any crash,
 # sanitizer report, timeout or OOM fails the test). Registered only when clang++ can build a
 # -fsanitize=fuzzer binary here; GEMMAFORGE_FUZZ=ON makes a missing toolchain an error.
+if(GEMMAFORGE_SANITIZE)
+  return()  # nothing to instrument: see GF_SANITIZE_TEST_SPEC in tests/CMakeLists.txt
+endif()
 set(GF_FUZZ_SECONDS 20 CACHE STRING "Seconds each fuzz smoke test runs")
 find_program(GF_FUZZ_CXX NAMES clang++-14 clang++ DOC "clang++ with libFuzzer (libclang-rt-14-dev)")
 
@@ -60,6 +63,7 @@ foreach(t IN LISTS gf_fuzz_targets)
       -DSOURCE=${CMAKE_CURRENT_LIST_DIR}/${t}_fuzz.cpp
       -DINCLUDE_DIR=${PROJECT_SOURCE_DIR}/include
       -DSEEDS=${CMAKE_CURRENT_LIST_DIR}/corpus/${t}
+      -DREGRESSIONS=${CMAKE_CURRENT_LIST_DIR}/regressions/${t}
       -DWORK_DIR=${PROJECT_BINARY_DIR}/fuzz/${t}
       -DLIBS=${libs}
       -DEXTRA_SOURCES=${extra_sources}

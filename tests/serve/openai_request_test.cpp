@@ -60,8 +60,15 @@ TEST_CASE("openai request parser: numbers beyond double's range are a 400, not a
     CHECK(std::string(e.what()).find("request body is not valid JSON") != std::string::npos);
     CHECK(std::string(e.what()).find("number overflow") != std::string::npos);
   }
-  // In range but not an integer, or an integer beyond 64 bits: the field's own message.
+  // In range but not an integer, or an integer beyond 64 bits (which the JSON parser reads as a
+  // double): the field's own message. 2^64 - 1 is still a seed (clamped to 2^63 - 1, as every
+  // integer field beyond int64 is).
   CHECK(parse_error(gs::api_kind::completion, R"({"prompt": "a", "max_tokens": 1e300})").param == "max_tokens");
-  const auto big = gs::parse_openai_request(gs::api_kind::completion, R"({"prompt": "a", "seed": 99999999999999999999})");
+  const gs::api_error seed = parse_error(gs::api_kind::completion, R"({"prompt": "a", "seed": 99999999999999999999})");
+  CHECK(seed.status == 400);
+  CHECK(seed.param == "seed");
+  CHECK(std::string(seed.what()) == "'seed' must be an integer, got a floating-point number");
+  const auto big = gs::parse_openai_request(gs::api_kind::completion, R"({"prompt": "a", "seed": 18446744073709551615})");
   CHECK(big.seed_given);
+  CHECK(big.sampling.seed == 9223372036854775807u);
 }

@@ -11,7 +11,7 @@ if(GF_HAVE_JSON)
   target_include_directories(gemmaforge_serve_request_tests PRIVATE "${PROJECT_SOURCE_DIR}/tests" "${PROJECT_SOURCE_DIR}/examples/serve")
   target_compile_definitions(gemmaforge_serve_request_tests PRIVATE GF_TEST_DATA_DIR="${GF_TEST_DATA_DIR}")
   gf_project_warnings(gemmaforge_serve_request_tests)
-  catch_discover_tests(gemmaforge_serve_request_tests PROPERTIES TIMEOUT 120)
+  catch_discover_tests(gemmaforge_serve_request_tests TEST_SPEC ${GF_CATCH_TEST_SPEC} EXTRA_ARGS ${GF_CATCH_EXTRA_ARGS} PROPERTIES TIMEOUT 120)
 endif()
 
 if(NOT TARGET gemmaforge-serve)

@@ -21,8 +21,10 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <string>
 #include <thread>
+#include <vector>
 
 #if defined(__linux__)
 #include <sys/resource.h>
@@ -102,8 +104,8 @@ using cpu_engine = gf::basic_engine<tiny, cpu::cpu_executor, float>;
 }  // namespace
 
 TEST_CASE("fault: the host reports its available memory", "[cpu][fault]") {
-  const cpu::host_memory m = cpu::query_host_memory();
 #if defined(__linux__)
+  const cpu::host_memory m = cpu::query_host_memory();
   REQUIRE_FALSE(m.source.empty());
   CHECK(m.available > 0);
   CHECK(m.total > 0);
@@ -155,17 +157,19 @@ TEST_CASE("fault: an engine whose plan does not fit fails at start-up, names the
   // The same process then starts a normal engine.
   gf::engine_config ok{.max_seq_len = 64, .max_batch = 2, .prefill_chunk = 16, .block_tokens = 16};
   ok.threaded = true;
-  cpu_engine eng(m.w, ok, cpu::cpu_executor({.threads = 2}));
-  gf::generation_request r;
-  r.prompt = {2, 10, 11};
-  r.stop.max_tokens = 4;
-  r.decode_text = false;
-  CHECK(eng.generate(std::move(r))->completion_tokens() == 4);
-  eng.shutdown();
+  {
+    cpu_engine eng(m.w, ok, cpu::cpu_executor({.threads = 2}));
+    gf::generation_request r;
+    r.prompt = {2, 10, 11};
+    r.stop.max_tokens = 4;
+    r.decode_text = false;
+    CHECK(eng.generate(std::move(r))->completion_tokens() == 4);
+    CHECK(settled_thread_count(before + 2) == before + 2);  // the engine's worker + 1 pool thread
+  }
   CHECK(settled_thread_count(before) == before);
 }
 
-TEST_CASE("fault: engine_config::validate names each bad limit; the constructor leaves no thread", "[cpu][fault][config]") {
+TEST_CASE("fault: engine_config::validate names each bad limit, the constructor leaves no thread", "[cpu][fault][config]") {
   gf::testing::random_model<tiny> m(2);
   const gf::engine_config good{.max_seq_len = 64, .max_batch = 2, .prefill_chunk = 16};
   REQUIRE_NOTHROW(good.validate());
@@ -198,7 +202,7 @@ TEST_CASE("fault: engine_config::validate names each bad limit; the constructor 
          c.max_batch = 65536;
          c.max_seq_len = 1 << 24;
        }),
-       "the KV pool would need 68719476736 blocks of 16 tokens, more than it can index"},
+       "the KV pool would need 68719476736 blocks of 16 tokens, more than it can index: lower max_batch or max_seq_len"},
   };
   const int before = thread_count();
   for (const bad_case& b : cases) {
@@ -299,4 +303,138 @@ TEST_CASE("fault: allocation failures under an address-space limit are errors, n
   CHECK(contains(threads, " of 256: "));
   CHECK(contains(threads, "child: threads left 1"));  // the started workers were joined
 #endif
+}
+
+namespace {
+
+std::vector<std::int32_t> prompt_of(std::mt19937& rng, int n) {
+  std::uniform_int_distribution<int> d(3, tiny::vocab - 1);
+  std::vector<std::int32_t> v{2};
+  while (int(v.size()) < n) v.push_back(d(rng));
+  return v;
+}
+
+gf::generation_request greedy(std::vector<std::int32_t> prompt, int max_tokens) {
+  gf::generation_request r;
+  r.prompt = std::move(prompt);
+  r.stop.max_tokens = max_tokens;
+  r.decode_text = false;
+  return r;
+}
+
+}  // namespace
+
+// The runtime rows of the bad-input matrix (docs/reliability.md) on the CPU executor, the one
+// users run (engine_scheduler_test covers the same rules with the naive executor).
+TEST_CASE("fault: runtime bad input on the CPU engine: errors name the numbers, nothing is lost", "[cpu][fault][engine]") {
+  gf::testing::random_model<tiny> m(11);
+  std::mt19937 rng(17);
+  const int before = thread_count();
+  auto submit_error = [](cpu_engine& eng, gf::generation_request r, gf::errc want) {
+    return error_text([&] { (void)eng.submit(std::move(r)); }, want);
+  };
+
+  SECTION("a prompt longer than the context is refused; the engine keeps serving") {
+    cpu_engine eng(m.w, {.max_seq_len = 32, .max_batch = 2, .prefill_chunk = 8, .block_tokens = 8, .prefix_slots = 0},
+                   cpu::cpu_executor({.threads = 2}));
+    CHECK(submit_error(eng, greedy(prompt_of(rng, 33), 4), gf::errc::capacity) ==
+          "prompt of 33 tokens does not fit the context of 32 tokens (at least one must be left to generate)");
+    CHECK(submit_error(eng, greedy(prompt_of(rng, 32), 1), gf::errc::capacity) ==
+          "prompt of 32 tokens does not fit the context of 32 tokens (at least one must be left to generate)");
+    const auto h = eng.generate(greedy(prompt_of(rng, 31), 8));
+    CHECK(h->reason() == gf::finish_reason::length);
+    CHECK(h->completion_tokens() == 1);  // the context's last position
+    CHECK(eng.pool().free_blocks() == eng.pool().total_blocks());
+  }
+
+  SECTION("cancel during prefill returns every block; the other requests are unaffected") {
+    const gf::engine_config c{.max_seq_len = 64, .max_batch = 2, .prefill_chunk = 4, .block_tokens = 8, .prefix_slots = 0};
+    const auto long_prompt = prompt_of(rng, 40), other = prompt_of(rng, 9);
+    std::vector<std::int32_t> other_alone;
+    {
+      cpu_engine eng(m.w, c, cpu::cpu_executor({.threads = 2}));
+      other_alone = eng.generate(greedy(other, 6))->output_tokens();
+    }
+    cpu_engine eng(m.w, c, cpu::cpu_executor({.threads = 2}));
+    auto victim = eng.submit(greedy(long_prompt, 6));
+    auto bystander = eng.submit(greedy(other, 6));
+    for (int i = 0; i < 3; ++i) eng.step();  // 3 chunks of 4 of the victim's 40 prompt tokens
+    CHECK(!victim->done());
+    CHECK(victim->completion_tokens() == 0);
+    victim->cancel();
+    eng.run_until_idle();
+    CHECK(victim->reason() == gf::finish_reason::cancelled);
+    CHECK(victim->completion_tokens() == 0);
+    CHECK(bystander->reason() == gf::finish_reason::length);
+    CHECK(bystander->output_tokens() == other_alone);
+    CHECK(eng.pool().free_blocks() == eng.pool().total_blocks());
+  }
+
+  SECTION("pool exhaustion: 10x more requests than fit wait, and all complete with their own output") {
+    // 5 blocks of 8 tokens per request (16 prompt + 24 output); the pool holds 10: 2 at a time.
+    const gf::engine_config c{.max_seq_len = 64, .max_batch = 4, .prefill_chunk = 8, .block_tokens = 8, .kv_blocks = 10,
+                              .prefix_slots = 0, .threaded = true};
+    std::vector<std::vector<std::int32_t>> prompts;
+    for (int i = 0; i < 20; ++i) prompts.push_back(prompt_of(rng, 16));
+    std::vector<std::vector<std::int32_t>> alone;
+    {
+      cpu_engine eng(m.w, {.max_seq_len = 64, .max_batch = 1, .prefill_chunk = 8, .block_tokens = 8, .prefix_slots = 0},
+                     cpu::cpu_executor({.threads = 2}));
+      for (const auto& p : prompts) alone.push_back(eng.generate(greedy(p, 24))->output_tokens());
+    }
+    cpu_engine eng(m.w, c, cpu::cpu_executor({.threads = 2}));
+    std::vector<gf::request_handle> hs;
+    for (const auto& p : prompts) hs.push_back(eng.submit(greedy(p, 24)));
+    for (std::size_t i = 0; i < hs.size(); ++i) {
+      hs[i]->wait();
+      INFO("request " << i);
+      CHECK(hs[i]->reason() == gf::finish_reason::length);
+      CHECK(hs[i]->output_tokens() == alone[i]);
+    }
+    eng.shutdown();  // joins the worker: the counters below are final
+    const gf::engine_stats s = eng.stats();
+    CHECK(s.requests_finished == 20);
+    CHECK(s.requests_failed == 0);
+    CHECK(s.requests_rejected == 0);
+    CHECK(eng.pool().free_blocks() == eng.pool().total_blocks());
+  }
+
+  SECTION("shutdown cancels what runs and waits; a request after shutdown is refused") {
+    const gf::engine_config c{.max_seq_len = 64, .max_batch = 2, .prefill_chunk = 8, .block_tokens = 8, .prefix_slots = 0};
+    {
+      // Stepped by hand: 2 requests part-way through their output, 4 waiting, then shutdown.
+      cpu_engine eng(m.w, c, cpu::cpu_executor({.threads = 2}));
+      std::vector<gf::request_handle> hs;
+      for (int i = 0; i < 6; ++i) hs.push_back(eng.submit(greedy(prompt_of(rng, 12), 40)));
+      for (int i = 0; i < 6; ++i) eng.step();
+      CHECK(hs[0]->completion_tokens() > 0);
+      eng.shutdown();
+      for (const auto& h : hs) {
+        CHECK(h->done());
+        CHECK(h->reason() == gf::finish_reason::cancelled);
+      }
+      CHECK(hs[5]->completion_tokens() == 0);
+      CHECK(submit_error(eng, greedy(prompt_of(rng, 5), 4), gf::errc::shutdown) == "engine is shut down: request refused");
+      CHECK(eng.pool().free_blocks() == eng.pool().total_blocks());
+    }
+    {
+      // Threaded: whatever the worker reached, every request ends, finished whole or cancelled.
+      gf::engine_config t = c;
+      t.threaded = true;
+      cpu_engine eng(m.w, t, cpu::cpu_executor({.threads = 2}));
+      std::vector<gf::request_handle> hs;
+      for (int i = 0; i < 6; ++i) hs.push_back(eng.submit(greedy(prompt_of(rng, 12), 40)));
+      eng.shutdown();
+      for (const auto& h : hs) {
+        CHECK(h->done());
+        if (h->reason() != gf::finish_reason::cancelled) {
+          CHECK(h->reason() == gf::finish_reason::length);
+          CHECK(h->completion_tokens() == 40);
+        }
+      }
+      CHECK(submit_error(eng, greedy(prompt_of(rng, 5), 4), gf::errc::shutdown) == "engine is shut down: request refused");
+      CHECK(eng.pool().free_blocks() == eng.pool().total_blocks());
+    }
+  }
+  CHECK(settled_thread_count(before) == before);
 }
