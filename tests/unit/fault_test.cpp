@@ -87,7 +87,7 @@ std::string error_text(F&& f, gf::errc want) {
 bool contains(const std::string& s, std::string_view part) { return s.find(part) != std::string::npos; }
 
 // Output of this binary run with `args` (a hidden test case) under `sh -c`, stderr included.
-std::string run_self(const std::string& prefix, const std::string& args) {
+[[maybe_unused]] std::string run_self(const std::string& prefix, const std::string& args) {  // unused under ASan
   const std::string cmd = prefix + std::string(GF_BIN_DIR) + "/gemmaforge_tests " + args + " 2>&1";
   std::string out;
   if (FILE* p = popen(cmd.c_str(), "r")) {
