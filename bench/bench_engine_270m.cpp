@@ -36,7 +36,7 @@ double stream_gbps(gf::cpu::thread_pool& pool) {
   for (const auto& l : w.layers)
     for (const gf::weight_view* v : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) spans.emplace_back(v->data, v->bytes());
   std::uint64_t total = 0;
-  for (auto& s : spans) total += s.second;
+  for (const auto& s : spans) total += s.second;
   std::uint64_t sink = 0;
   auto pass = [&] {
     for (auto& [p, n] : spans) {

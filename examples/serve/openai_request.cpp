@@ -265,7 +265,9 @@ openai_request parse_openai_request(api_kind kind, std::string_view body) {
   json doc;
   try {
     doc = json::parse(body);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
+    // Not only parse_error: a number beyond double's range (1e400) is out_of_range.406, thrown
+    // by the parser too. Both are the client's malformed body, never a server fault.
     throw invalid_request(std::string("request body is not valid JSON: ") + e.what(), {}, "invalid_json");
   }
   if (!doc.is_object()) throw invalid_request(std::string("request body must be a JSON object, got ") + type_name(doc), {}, "invalid_json");

@@ -1,5 +1,8 @@
 # Consumer test: install this build into a scratch prefix, configure and build tests/consumer
 # against it with find_package(gemmaforge), and run the result.
+if(GEMMAFORGE_SANITIZE)
+  return()  # nothing to instrument: see GF_SANITIZE_TEST_SPEC in tests/CMakeLists.txt
+endif()
 add_test(NAME consumer_find_package
   COMMAND ${CMAKE_COMMAND}
     -DGF_BUILD_DIR=${PROJECT_BINARY_DIR}

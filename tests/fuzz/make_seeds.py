@@ -189,10 +189,33 @@ def chat_seeds():
     write("chat", "spaces", b"\x06\xe3\x80\x80 x \xc2\xa0\0\t\0")
 
 
+def openai_request_seeds():
+    # Byte 0: even = /v1/completions, odd = /v1/chat/completions; the rest is the request body.
+    def req(name, chat, body):
+        write("openai_request", name, bytes([1 if chat else 0]) + (body if isinstance(body, bytes) else
+                                                                   json.dumps(body).encode("utf-8")))
+    req("completion", False, {"model": "gemma-3-270m", "prompt": "The capital of France is", "max_tokens": 8,
+                              "temperature": 0.7, "top_p": 0.9, "top_k": 40, "min_p": 0.05, "seed": -3,
+                              "stop": ["\n", "."], "stream": True, "stream_options": {"include_usage": True}})
+    req("completion_ids", False, {"prompt": [2, 651, 6037], "max_completion_tokens": 4, "frequency_penalty": 0.5,
+                                  "presence_penalty": -0.5, "repetition_penalty": 1.1, "ignore_eos": True})
+    req("completion_nested", False, {"prompt": [[2, 9, 10]], "n": 1, "best_of": 1, "logprobs": False, "echo": False,
+                                     "suffix": "", "logit_bias": {}, "stop": None, "user": "x"})
+    req("chat", True, {"model": "gemma-3-270m", "max_tokens": 32, "stream": False, "response_format": {"type": "text"},
+                       "messages": [{"role": "developer", "content": "You are terse."},
+                                    {"role": "user", "content": [{"type": "text", "text": "Name"},
+                                                                 {"type": "text", "text": "a color."}]},
+                                    {"role": "assistant", "content": None},
+                                    {"role": "user", "content": "caf\u00e9 \ud83e\udd17"}],
+                       "tools": [], "temperature": 0, "seed": 18446744073709551615})
+    req("bad_types", True, b'{"messages": "hi", "temperature": "hot", "max_tokens": 1.5e309, "stop": [1]}')
+
+
 if __name__ == "__main__":
     gguf_seeds()
     safetensors_seeds()
     tokenizer_seeds()
     chat_seeds()
+    openai_request_seeds()
     total = sum(os.path.getsize(os.path.join(dp, f)) for dp, _, fs in os.walk(OUT) for f in fs)
     print(f"{OUT}: {sum(len(fs) for _, _, fs in os.walk(OUT))} seeds, {total} bytes")

@@ -96,6 +96,38 @@ def case_generate_errors():
         expect(rc == 2 and f.name in err, "a corrupt model file is named in the error", out, err)
 
 
+def case_engine_errors():
+    """Engine limits on the command line: exit 2 and one line that names the problem, before or
+    after the model file was opened (gemmaforge-serve's too: a server that cannot start says why)."""
+    tiny = os.path.join(GOLDEN, "tiny_gemma3")
+    ids = ["-m", tiny, "--prompt-ids", "2 3", "-n", "2"]
+    cases = [
+        ("gemmaforge-generate", ids + ["-c", "-1"], "--ctx-size"),
+        ("gemmaforge-generate", ids + ["-c", "100000"], "--ctx-size 100000 exceeds the model's 256 positions"),
+        ("gemmaforge-generate", ids + ["--prefill-chunk", "0"], "--prefill-chunk"),
+        ("gemmaforge-generate", ids + ["--threads", "-2"], "--threads"),
+        ("gemmaforge-perplexity", ["-m", tiny, "--tokens", "/nonexistent.ids", "-c", "0"], "--ctx-size must be at least 8"),
+    ]
+    if os.path.exists(os.path.join(BIN, "gemmaforge-serve")):
+        cases += [
+            ("gemmaforge-serve", ["-m", tiny, "--port", "0", "--max-batch", "0"], "--max-batch"),
+            ("gemmaforge-serve", ["-m", tiny, "--port", "0", "--max-batch", "100000"], "max_batch must be at most 65536"),
+            ("gemmaforge-serve", ["-m", tiny, "--port", "0", "--max-queue", "2000000"], "max_queue must be at most 1048576"),
+            # The real model at 65536 x 32768 tokens: terabytes of KV; refused before allocating.
+            ("gemmaforge-serve", ["--port", "0", "--max-batch", "65536", "-c", "32768"],
+             "cannot start the engine: its plan needs"),
+        ]
+    for prog, args, needle in cases:
+        rc, out, err = run(prog, *args, timeout=120)
+        lines = [l for l in err.splitlines() if l.strip()]
+        expect(rc == 2, f"{prog} {args}: exit 2 (got {rc})", out, err)
+        expect(len(lines) == 1, f"{prog} {args}: one line on stderr", out, err)
+        expect(needle in lines[0], f"{prog} {args}: error mentions '{needle}'", out, err)
+        if "plan needs" in needle:
+            for part in ["KV pool", "max_batch 65536 x max_seq_len 32768", "the system reports", "available"]:
+                expect(part in lines[0], f"the out-of-memory error names '{part}'", out, err)
+
+
 def case_chat():
     rc, out, err = run("gemmaforge-chat", "--temp", "0", "-n", "12", "-v",
                        stdin="Hello, who are you?\nAnd what can you do?\n/reset\nHi\n/quit\n")

@@ -18,6 +18,9 @@ CASES = [
     ("malformed JSON", "POST", CHAT, b'{"messages": [', 400, "invalid_request_error", None, "not valid JSON"),
     ("body not an object", "POST", CHAT, b"[1, 2]", 400, "invalid_request_error", None, "JSON object"),
     ("empty body", "POST", CHAT, b"", 400, "invalid_request_error", None, "not valid JSON"),
+    # nlohmann reports this as out_of_range, not parse_error: it was a 500 until the fuzzer found it.
+    ("number beyond double's range", "POST", COMP, b'{"prompt": "a", "max_tokens": 1e400}', 400, "invalid_request_error", None,
+     "not valid JSON"),
     ("max_tokens wrong type", "POST", CHAT, {"messages": USER, "max_tokens": "ten"}, 400, "invalid_request_error", "max_tokens", "integer"),
     ("max_tokens float", "POST", COMP, {"prompt": "a", "max_tokens": 1.5}, 400, "invalid_request_error", "max_tokens", "integer"),
     ("temperature wrong type", "POST", CHAT, {"messages": USER, "temperature": "hot"}, 400, "invalid_request_error", "temperature", "number"),

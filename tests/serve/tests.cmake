@@ -3,6 +3,17 @@
 # and raw HTTP for what that client hides). Each test starts its own server (--port 0, flags of its
 # own), runs one script, stops the server with SIGTERM and checks that it exits 0 with no error
 # line in its log. They skip (77) only when the Python package openai is missing.
+# The request parser alone (no HTTP server, no model): replays the fuzz corpus and past crashes.
+if(GF_HAVE_JSON)
+  add_executable(gemmaforge_serve_request_tests "${CMAKE_CURRENT_LIST_DIR}/openai_request_test.cpp"
+                 "${PROJECT_SOURCE_DIR}/examples/serve/openai_request.cpp" "${CMAKE_CURRENT_LIST_DIR}/../support/catch_main.cpp")
+  target_link_libraries(gemmaforge_serve_request_tests PRIVATE gemmaforge Catch2::Catch2 nlohmann_json::nlohmann_json)
+  target_include_directories(gemmaforge_serve_request_tests PRIVATE "${PROJECT_SOURCE_DIR}/tests" "${PROJECT_SOURCE_DIR}/examples/serve")
+  target_compile_definitions(gemmaforge_serve_request_tests PRIVATE GF_TEST_DATA_DIR="${GF_TEST_DATA_DIR}")
+  gf_project_warnings(gemmaforge_serve_request_tests)
+  catch_discover_tests(gemmaforge_serve_request_tests TEST_SPEC ${GF_CATCH_TEST_SPEC} EXTRA_ARGS ${GF_CATCH_EXTRA_ARGS} PROPERTIES TIMEOUT 120)
+endif()
+
 if(NOT TARGET gemmaforge-serve)
   return()
 endif()

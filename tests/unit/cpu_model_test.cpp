@@ -25,7 +25,7 @@ std::string model_path() {
 }
 }  // namespace
 
-TEST_CASE("real LM head: every precision reproduces HF's top-1; integer paths' logit error", "[cpu][model][slow]") {
+TEST_CASE("real LM head: every precision reproduces HF's top-1, integer paths' logit error", "[cpu][model][slow]") {
   std::ifstream f(model_path(), std::ios::binary | std::ios::ate);
   if (!f || std::uint64_t(f.tellg()) != gf_fixture::model_file_bytes) {
     WARN("SKIPPED: " << model_path() << " missing or not the fixture's file");

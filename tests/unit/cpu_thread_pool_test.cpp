@@ -33,14 +33,14 @@ TEST_CASE("thread_pool runs every part exactly once with the documented partitio
       REQUIRE(calls.load() == int(std::min<std::int64_t>(n, threads)));
       for (std::int64_t grain : {1, 3, 64}) {
         for (auto& h : hits) h = 0;
-        std::atomic<int> parts{0}, bad{0};  // (Catch2 assertions are not thread-safe: count instead)
+        std::atomic<int> parts{0}, misplaced{0};  // (Catch2 assertions are not thread-safe: count instead)
         pool.parallel_for(n, grain, [&](std::int64_t b, std::int64_t e) {
-          if (b % grain != 0 || e != std::min(n, b + grain)) bad++;
+          if (b % grain != 0 || e != std::min(n, b + grain)) misplaced++;
           parts++;
           for (std::int64_t k = b; k < e; ++k) hits[std::size_t(k)]++;
         });
         for (auto& h : hits) REQUIRE(h.load() == 1);
-        REQUIRE(bad.load() == 0);
+        REQUIRE(misplaced.load() == 0);
         REQUIRE(parts.load() == int((n + grain - 1) / grain));
       }
     }

@@ -303,6 +303,8 @@ TEMPLATE_TEST_CASE("binding: golden tiny fixtures from tools/make_golden.py", "[
 namespace {
 // A descriptor whose HF checkpoints carry 8 extra embedding rows, as Gemma 3 4B+ carry 64.
 struct tiny_gemma3_extra_rows : tiny_gemma3 {
+  // Hiding the parent's name is the point: descriptors are read through the derived type.
+  // cppcheck-suppress duplInheritedMember
   static constexpr std::string_view name = "tiny-gemma3-extra-rows";
   static constexpr int hf_extra_embedding_rows = 8;
 };

@@ -34,11 +34,7 @@ inline std::string model_path() {
 
 class temp_dir {
  public:
-  temp_dir() {
-    std::random_device rd;
-    path_ = fs::temp_directory_path() / ("gemmaforge-test-" + std::to_string(rd()) + std::to_string(rd()));
-    fs::create_directories(path_);
-  }
+  temp_dir() : path_(unique_path()) { fs::create_directories(path_); }
   ~temp_dir() {
     std::error_code ec;
     fs::remove_all(path_, ec);
@@ -49,6 +45,10 @@ class temp_dir {
   fs::path operator/(const std::string& name) const { return path_ / name; }
 
  private:
+  static fs::path unique_path() {
+    std::random_device rd;
+    return fs::temp_directory_path() / ("gemmaforge-test-" + std::to_string(rd()) + std::to_string(rd()));
+  }
   fs::path path_;
 };
 
@@ -317,7 +317,7 @@ struct st_tensor {
 };
 
 // header JSON built by hand (no nlohmann here, so the writer shares nothing with the reader).
-inline bytes build_safetensors(const std::vector<st_tensor>& ts, std::string extra_header = {}) {
+inline bytes build_safetensors(const std::vector<st_tensor>& ts, const std::string& extra_header = {}) {
   std::string h = "{";
   std::uint64_t off = 0;
   bool first = true;
@@ -359,7 +359,7 @@ std::string hf_config_json(bool new_style = false, int layers = -1) {
   using namespace gemmaforge;
   const int L = layers < 0 ? Model::n_layers : layers;
   std::string j = "{\"model_type\":\"" + hf_model_type(Model::arch) + "\",\"architectures\":[\"X\"]";
-  auto f = [&](const char* k, std::string v) { j += ",\"" + std::string(k) + "\":" + v; };
+  auto f = [&](const char* k, const std::string& v) { j += ",\"" + std::string(k) + "\":" + v; };
   f("vocab_size", std::to_string(Model::vocab));
   f("hidden_size", std::to_string(Model::hidden));
   f("intermediate_size", std::to_string(Model::ffn));

@@ -50,7 +50,7 @@ TEST_CASE("exp_f32: <= 2 ulp from the correctly rounded exp on [-86, 88], exact 
   REQUIRE(std::fabs(double(gm::exp_f32(-87.5f)) - std::exp(-87.5)) < 1e-44);
 }
 
-TEST_CASE("gelu_tanh: torch's formula; the exp form is at least as accurate", "[math]") {
+TEST_CASE("gelu_tanh: torch's formula, the exp form is at least as accurate", "[math]") {
   // Reference: torch's gelu(approximate='tanh') evaluated in double.
   auto ref = [](double x) { return 0.5 * x * (1.0 + std::tanh(std::sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x))); };
   double worst_tanh_abs = 0, worst_exp_rel = 0, worst_diff = 0;
@@ -125,7 +125,7 @@ TEST_CASE("rmsnorm_row: HF's x * rsqrt(mean(x^2) + eps) * (1 + w)", "[math]") {
   }
 }
 
-TEST_CASE("rope: inv_freq equals HF's (torch f32) table; rotation matches double", "[math]") {
+TEST_CASE("rope: inv_freq equals HF's (torch f32) table, rotation matches double", "[math]") {
   // Every entry equal except 10^3.46875 (index 74 of base 1e6, 111 of base 1e4), where torch's
   // vectorised pow is 1 ulp off the correctly rounded value we use.
   for (int which = 0; which < 2; ++which) {

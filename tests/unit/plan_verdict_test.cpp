@@ -89,7 +89,7 @@ TEST_CASE("gemma-2-9b bf16 fits 8192 tokens thanks to window-bounded KV", "[cpu]
   CHECK(bounded_kv < naive_kv * 8 / 10);
 }
 
-TEST_CASE("gemma-3-27b bf16 does not fit a 24 GB card; q4_k_m weights do", "[cpu][plan]") {
+TEST_CASE("gemma-3-27b bf16 does not fit a 24 GB card, q4_k_m weights do", "[cpu][plan]") {
   const gf::plan_result p = gf::make_plan<gemma_3_27b>(rtx, seed);
   CHECK_FALSE(p.fits);
   CHECK_FALSE(p.weights_fit);
@@ -100,7 +100,7 @@ TEST_CASE("gemma-3-27b bf16 does not fit a 24 GB card; q4_k_m weights do", "[cpu
   CHECK(gf::make_plan<gemma_3_27b>(rtx, q).fits);
 }
 
-TEST_CASE("mistral-7b, the seed's baseline, fits; all-local models count whole sequences", "[cpu][plan]") {
+TEST_CASE("mistral-7b, the seed's baseline, fits, all-local models count whole sequences", "[cpu][plan]") {
   const gf::plan_result p = gf::make_plan<mistral_7b>(rtx, seed);
   CHECK(p.fits);
   CHECK(p.global_layers == 0);
@@ -174,6 +174,11 @@ TEST_CASE("serving_config validation names the first problem", "[cpu][plan]") {
   CHECK(with([](auto& c) { c.block_tokens = 2048; }) == E::block_tokens_too_large);
   CHECK(with([](auto& c) { c.block_tokens = 1; }) == E::none);
   CHECK(gf::validate(gf::serving_config{.block_tokens = 24}) == "block_tokens must be a power of two");
+  // The bad-input matrix's config rows (docs/reliability.md), with their messages.
+  CHECK(gf::validate(gf::serving_config{.max_seq_len = 0}) == "max_seq_len must be at least 1");
+  CHECK(gf::validate(gf::serving_config{.max_batch = 0}) == "max_batch must be at least 1");
+  CHECK(gf::validate(gf::serving_config{.memory_permille = 0}) == "memory fraction must be greater than 0");
+  CHECK(gf::validate(gf::serving_config{.memory_permille = 1001}) == "memory fraction must be at most 1");
 
   gf::serving_config c{};
   c.max_seq_len = 16384;

@@ -118,7 +118,7 @@ TEST_CASE("sampler: draws follow the tempered distribution", "[cpu][sampler]") {
   CHECK(std::fabs(double(c2[2]) / n - share2) < 0.02);
 }
 
-TEST_CASE("sampler: same seed and inputs give the same tokens; another seed differs", "[cpu][sampler]") {
+TEST_CASE("sampler: same seed and inputs give the same tokens, another seed differs", "[cpu][sampler]") {
   row r(random_logits(30000, 3, 2.0f));
   gf::sampling_params a{.temperature = 1.0f, .top_k = 50, .top_p = 0.95f, .seed = 1234};
   gf::sampling_params b = a;

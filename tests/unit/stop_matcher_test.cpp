@@ -42,7 +42,7 @@ TEST_CASE("stop_matcher: held-back text is released when the match fails or at t
   CHECK_FALSE(m.stopped());
 }
 
-TEST_CASE("stop_matcher: the earliest stop string wins; no stops passes everything", "[cpu][stop]") {
+TEST_CASE("stop_matcher: the earliest stop string wins, no stops passes everything", "[cpu][stop]") {
   std::vector<std::string> stops{"cd", "b"};
   gf::stop_matcher m(&stops);
   CHECK(feed(m, "abcd") == "a");

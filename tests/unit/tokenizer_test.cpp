@@ -10,6 +10,7 @@
 #include <gemmaforge/tokenizer/sentencepiece_proto.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <limits>
 #include <random>
 #include <string>
@@ -155,6 +156,49 @@ const gf::gguf_file& tiny_vocab_file() {
 
 bool utf8_ok(const std::string& s) { return gf::is_valid_utf8(s); }
 
+// 1 MB inputs of four kinds: prose, one character with no whitespace (one huge "word" for BPE),
+// random bytes (mostly invalid UTF-8, repaired to U+FFFD) and special-token text. Each must
+// encode to in-vocabulary ids and decode back (prose and the single character exactly) within
+// `bound_s` seconds. Returns the slowest encode+decode time.
+double check_megabyte_inputs(const gf::tokenizer& tok, double bound_s) {
+  constexpr std::size_t mb = std::size_t(1) << 20;
+  std::vector<std::pair<const char*, std::string>> inputs;
+  {
+    std::string prose;
+    const char* words[] = {"the ", "quick ", "brown ", "fox ", "jumps\n", "over ", "lazy ", "dogs, ", "caf\xC3\xA9 ", "\xE6\x97\xA5 "};
+    for (std::size_t i = 0; prose.size() < mb; ++i) prose += words[(i * 7 + i / 3) % 10];
+    inputs.emplace_back("prose", prose.substr(0, prose.rfind(' ', mb)));
+  }
+  inputs.emplace_back("one character", std::string(mb, 'a'));
+  {
+    std::mt19937 rng(5);
+    std::string bytes(mb, '\0');
+    for (auto& c : bytes) c = char(rng() & 0xff);
+    inputs.emplace_back("random bytes", std::move(bytes));
+  }
+  {
+    std::string special;
+    while (special.size() < mb) special += "<start_of_turn>user\nhi<end_of_turn>\n";
+    inputs.emplace_back("special tokens", std::move(special));
+  }
+  double slowest = 0;
+  for (const auto& [what, text] : inputs) {
+    INFO(what << ": " << text.size() << " bytes");
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto ids = tok.encode(text, {.add_bos = false});
+    const std::string back = tok.decode(ids);
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    INFO(ids.size() << " ids, " << s << " s");
+    slowest = std::max(slowest, s);
+    CHECK(s < bound_s);
+    CHECK(!ids.empty());
+    CHECK(std::all_of(ids.begin(), ids.end(), [&](int id) { return id >= 0 && id < tok.vocab_size(); }));
+    CHECK(utf8_ok(back));
+    if (std::string_view(what) == "prose" || std::string_view(what) == "one character") CHECK(back == text);
+  }
+  return slowest;
+}
+
 }  // namespace
 
 TEST_CASE("tokenizer: the library accepts our serialized model and agrees on the vocabulary", "[cpu][tokenizer]") {
@@ -217,6 +261,17 @@ TEST_CASE("tokenizer: encode, special tokens, byte fallback, invalid UTF-8", "[c
     CHECK(e.code() == gf::errc::invalid_argument);
     CHECK(std::string(e.what()) == "token id -5 is outside the vocabulary [0, 512)");
   }
+}
+
+TEST_CASE("tokenizer: empty and 1 MB inputs (prose, no whitespace, random bytes, special tokens)", "[cpu][tokenizer]") {
+  const auto tok = gf::tokenizer::from_gguf(tiny_vocab_file());
+  CHECK(tok.encode("", {.add_bos = false}).empty());
+  CHECK(tok.decode(std::vector<int>{}).empty());
+  CHECK(tok.decode(std::vector<int>{2}) == "");  // only a special token: nothing to show
+  // Bound: generous for the sanitizer build; the normal build takes well under a second each.
+  const double slowest = check_megabyte_inputs(tok, 30.0);
+  INFO("slowest 1 MB encode+decode: " << slowest << " s");
+  SUCCEED();
 }
 
 TEST_CASE("tokenizer: streaming detokenizer never emits half a character", "[cpu][tokenizer]") {
@@ -287,7 +342,7 @@ TEST_CASE("tokenizer: bad GGUF vocabularies fail cleanly", "[cpu][tokenizer]") {
       CHECK(std::string(e.what()).find(what) != std::string::npos);
     }
   };
-  auto base = [](gf_test::gguf_builder& g, std::vector<std::string> toks, std::vector<std::int32_t> types) {
+  auto base = [](gf_test::gguf_builder& g, const std::vector<std::string>& toks, const std::vector<std::int32_t>& types) {
     g.kv_str("tokenizer.ggml.model", "llama");
     g.kv_str_array("tokenizer.ggml.tokens", toks);
     g.kv_array<std::int32_t>("tokenizer.ggml.token_type", gf_test::gguf_builder::i32, types);
@@ -402,6 +457,12 @@ TEST_CASE("tokenizer: a tokenizer.model file and an HF directory load the same v
   CHECK_THROWS_AS(gf::tokenizer::load(d / "missing.model"), gf::error);
   gf_test::write_file(d / "bad.model", std::string_view("\x0a\xff\xff\xff\x0f"));
   CHECK_THROWS_AS(gf::tokenizer::load(d / "bad.model"), gf::error);
+}
+
+TEST_CASE("tokenizer: 1 MB inputs on the real Gemma 3 vocabulary", "[tokenizer][model]") {
+  const double slowest = check_megabyte_inputs(real_tokenizer(), 30.0);
+  INFO("slowest 1 MB encode+decode: " << slowest << " s");
+  SUCCEED();
 }
 #endif  // GF_HAVE_JSON
 #endif  // GF_HAVE_SENTENCEPIECE

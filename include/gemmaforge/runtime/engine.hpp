@@ -17,6 +17,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -28,6 +29,7 @@
 #include <gemmaforge/core/units.hpp>
 #include <gemmaforge/kv/kv_pool.hpp>
 #include <gemmaforge/model/weights.hpp>
+#include <gemmaforge/plan/serving_config.hpp>
 #include <gemmaforge/runtime/forward.hpp>
 #include <gemmaforge/runtime/request.hpp>
 #include <gemmaforge/runtime/sampler.hpp>
@@ -57,7 +59,26 @@ struct engine_config {
     if (prefill_chunk <= 0) bad("prefill_chunk must be > 0");
     if (block_tokens <= 0 || (block_tokens & (block_tokens - 1))) bad("block_tokens must be a power of two");
     if (kv_blocks < 0 || prefix_slots < 0 || max_queue < 0 || logits_rows < 0) bad("engine sizes must be >= 0");
+    // Upper bounds keep every size the engine derives (step rows, block counts, scratch) inside
+    // int32 and far from overflow; the planner has the same limits (plan/serving_config.hpp).
+    if (std::uint32_t(max_seq_len) > max_supported_seq_len)
+      bad("max_seq_len must be at most " + std::to_string(max_supported_seq_len));
+    if (std::uint32_t(max_batch) > max_supported_batch) bad("max_batch must be at most " + std::to_string(max_supported_batch));
+    if (std::uint32_t(prefill_chunk) > max_supported_seq_len)
+      bad("prefill_chunk must be at most " + std::to_string(max_supported_seq_len));
+    if (std::uint32_t(block_tokens) > max_block_tokens) bad("block_tokens must be at most " + std::to_string(max_block_tokens));
+    if (max_queue > max_supported_queue) bad("max_queue must be at most " + std::to_string(max_supported_queue));
+    if (std::uint32_t(prefix_slots) > max_supported_batch) bad("prefix_slots must be at most " + std::to_string(max_supported_batch));
+    if (std::uint32_t(logits_rows) > max_supported_seq_len)
+      bad("logits_rows must be at most " + std::to_string(max_supported_seq_len));
+    const std::int64_t blocks =
+        kv_blocks > 0 ? kv_blocks : std::int64_t(max_batch) * ((std::int64_t(max_seq_len) + block_tokens - 1) / block_tokens);
+    if (blocks > std::numeric_limits<std::int32_t>::max())
+      bad("the KV pool would need " + std::to_string(blocks) + " blocks of " + std::to_string(block_tokens) +
+          " tokens, more than it can index: lower max_batch or max_seq_len");
   }
+
+  static constexpr std::int32_t max_supported_queue = 1 << 20;
 };
 
 struct engine_stats {
@@ -178,8 +199,8 @@ class basic_engine {
       std::lock_guard lock(queue_mutex_);
       rest.swap(waiting_);
     }
-    for (auto& r : rest) finish(*r, finish_reason::cancelled);
-    for (auto& r : running_) release_and_finish(*r, finish_reason::cancelled);
+    for (const auto& r : rest) finish(*r, finish_reason::cancelled);
+    for (const auto& r : running_) release_and_finish(*r, finish_reason::cancelled);
     running_.clear();
     std::lock_guard lock(queue_mutex_);
     snapshot_pool();
@@ -245,8 +266,21 @@ class basic_engine {
     const std::uint64_t act_bytes = floats(T * H) * 2 + floats(T * Q) * 2 + floats(T * KV) * 2 + floats(T * F) * 2 +
                                     floats(L * V);
     arena_bytes_ = round_up(kv_bytes, 256) + act_bytes;
+    // The arena first: an absurd plan fails here with its numbers, before any scratch is sized.
+    std::byte* base = nullptr;
+    try {
+      base = exec_.allocate_arena(arena_bytes_);
+    } catch (const error& e) {
+      if (e.code() != errc::out_of_memory) throw;
+      throw error(errc::out_of_memory,
+                  "cannot start the engine: its plan needs " + format_bytes(arena_bytes_) + " = KV pool " +
+                      format_bytes(kv_bytes) + " (" + std::to_string(pool_cfg_.global_blocks) + " blocks of " +
+                      std::to_string(cfg_.block_tokens) + " tokens: max_batch " + std::to_string(cfg_.max_batch) +
+                      " x max_seq_len " + std::to_string(cfg_.max_seq_len) + ") + workspace " +
+                      format_bytes(arena_bytes_ - round_up(kv_bytes, 256)) + "; " + e.what() +
+                      ". Lower max_seq_len or max_batch, or use a smaller KV type");
+    }
     exec_.template reserve<Model, KvElem>(max_step_tokens_, cfg_.max_seq_len);
-    std::byte* base = exec_.allocate_arena(arena_bytes_);
     std::byte* p = base;
     auto take = [&](std::uint64_t n) { float* f = reinterpret_cast<float*>(p); p += floats(n); return f; };
     pool_ = std::make_unique<pool_type>(pool_cfg_, p, exec_.kv_copy());
@@ -322,7 +356,7 @@ class basic_engine {
       }
       running_count_ = std::int32_t(running_.size());
     }
-    for (auto& r : cancelled) finish(*r, finish_reason::cancelled);
+    for (const auto& r : cancelled) finish(*r, finish_reason::cancelled);
     cancelled.clear();
   }
 
@@ -352,7 +386,7 @@ class basic_engine {
       ++n;
     };
     // Decode rows first: every sequence whose prompt is cached advances by one token.
-    for (auto& r : running_)
+    for (const auto& r : running_)
       if (r->prefilled_ == r->prompt_tokens_) add(*r, std::int32_t(r->tokens_.size()) - 1, 1, step_sequence::logits::last);
     // Then one prefill chunk, for the oldest sequence still reading its prompt. A chunk ends at
     // the shared-prefix boundary so that position can be cached (see generation_request), and a

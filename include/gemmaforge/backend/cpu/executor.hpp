@@ -22,6 +22,7 @@
 
 #include <gemmaforge/backend/cpu/attention.hpp>
 #include <gemmaforge/backend/cpu/cpu_features.hpp>
+#include <gemmaforge/backend/cpu/host_memory.hpp>
 #include <gemmaforge/backend/cpu/matmul.hpp>
 #include <gemmaforge/backend/cpu/ops.hpp>
 #include <gemmaforge/backend/cpu/thread_pool.hpp>
@@ -62,13 +63,26 @@ class cpu_executor {
 
   // ---- memory ------------------------------------------------------------------------------
   // The arena (KV pool + activations): one 2 MiB-aligned block so the kernel can back it with
-  // huge pages, zeroed, allocated once.
+  // huge pages, zeroed, allocated once. Checked first against what the host reports available
+  // (host_memory.hpp): under overcommit the allocation itself rarely fails, the memset would end
+  // in the OOM killer instead of an error naming the numbers.
   std::byte* allocate_arena(std::uint64_t bytes) {
     arena_.reset();
-    arena_bytes_ = round_up(std::max<std::uint64_t>(bytes, 1), 2 * MiB);
-    void* p = std::aligned_alloc(2 * MiB, arena_bytes_);
+    arena_bytes_ = 0;
+    const std::uint64_t want = round_up(std::max<std::uint64_t>(bytes, 1), 2 * MiB);
+    const host_memory mem = query_host_memory();
+    const std::string reported =
+        mem.source.empty() ? std::string("the system does not report its available memory")
+                           : "the system reports " + format_bytes(mem.available) + " available (" + mem.source + ")" +
+                                 (mem.total ? " of " + format_bytes(mem.total) : std::string());
+    if (!mem.source.empty() && want > mem.available)
+      throw error(errc::out_of_memory, "cpu_executor: the planned arena of " + format_bytes(want) + " (" +
+                                           std::to_string(want) + " bytes) does not fit: " + reported);
+    void* p = std::aligned_alloc(2 * MiB, want);
     if (!p)
-      throw error(errc::out_of_memory, "cpu_executor: cannot allocate the planned arena of " + format_bytes(arena_bytes_));
+      throw error(errc::out_of_memory, "cpu_executor: cannot allocate the planned arena of " + format_bytes(want) + " (" +
+                                           std::to_string(want) + " bytes): the allocation failed; " + reported);
+    arena_bytes_ = want;
 #if defined(MADV_HUGEPAGE)
     ::madvise(p, arena_bytes_, MADV_HUGEPAGE);
 #endif

@@ -154,7 +154,11 @@ inline std::byte* fallback_scratch(std::size_t bytes) {
   };
   thread_local buffer buf;
   if (buf.size < bytes) {
+    // Forget the old buffer before allocating: if the allocation throws, the thread's destructor
+    // must not free it a second time (found by clang-tidy's analyzer).
     ::operator delete(buf.p, std::align_val_t(64));
+    buf.p = nullptr;
+    buf.size = 0;
     buf.p = static_cast<std::byte*>(::operator new(bytes, std::align_val_t(64)));
     buf.size = bytes;
   }

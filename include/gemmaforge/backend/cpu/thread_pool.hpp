@@ -19,11 +19,14 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <string>
+#include <system_error>
 #include <thread>
 #include <type_traits>
 #include <vector>
 
 #include <gemmaforge/backend/cpu/x86_intrin.hpp>
+#include <gemmaforge/core/error.hpp>
 #include <gemmaforge/core/macros.hpp>
 
 #if defined(__linux__)
@@ -79,16 +82,24 @@ class thread_pool {
     workers_.reserve(std::size_t(n_threads_ - 1));
     // Workers start from generation 0 as constructed, not from what they read once running: a
     // pool destroyed before a worker got scheduled must still be seen as a change.
-    for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this] { worker_loop(0); });
+    try {
+      for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this] { worker_loop(0); });
+    } catch (...) {
+      // A thread that cannot start (EAGAIN: thread count or memory limits) must not leave the
+      // ones that did running: the destructor does not run for a half-built pool, and destroying
+      // a joinable std::thread calls std::terminate.
+      stop_and_join();
+      try {
+        throw;
+      } catch (const std::system_error& e) {
+        throw error(errc::out_of_memory, "thread_pool: cannot start thread " + std::to_string(workers_.size() + 2) + " of " +
+                                             std::to_string(n_threads_) + ": " + e.what() + " (use fewer threads)");
+      }
+    }
   }
   thread_pool(const thread_pool&) = delete;
   thread_pool& operator=(const thread_pool&) = delete;
-  ~thread_pool() {
-    stop_.store(true, std::memory_order_relaxed);
-    generation_.value.fetch_add(1, std::memory_order_seq_cst);
-    generation_.wake_all();
-    for (auto& t : workers_) t.join();
-  }
+  ~thread_pool() { stop_and_join(); }
 
   int size() const { return n_threads_; }
 
@@ -166,6 +177,13 @@ class thread_pool {
       fn_(ctx_, int(idx), int(n));
       done_.fetch_add(1, std::memory_order_release);
     }
+  }
+
+  void stop_and_join() {
+    stop_.store(true, std::memory_order_relaxed);
+    generation_.value.fetch_add(1, std::memory_order_seq_cst);
+    generation_.wake_all();
+    for (auto& t : workers_) t.join();
   }
 
   void worker_loop(std::uint32_t seen) {

@@ -212,6 +212,7 @@ class cuda_executor {
   template <class Model, class KvElem>
   static std::uint64_t required_arena_bytes(const model_weights<Model>& w, const engine_config& ec,
                                             const cuda_executor_config& xc) {
+    ec.validate();  // bounds the block count below, which is computed in int32
     kv_pool_config pc;
     pc.block_tokens = ec.block_tokens;
     pc.max_batch = ec.max_batch;
