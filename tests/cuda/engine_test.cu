@@ -17,6 +17,7 @@
 #include "cuda/cuda_test_util.cuh"
 #include "support/naive_executor.hpp"
 #include "support/random_model.hpp"
+#include "support/requests.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -26,23 +27,10 @@
 namespace gf = gemmaforge;
 namespace gc = gemmaforge::cuda;
 using gf::testing::naive_executor;
+using gf::testing::greedy;
+using gf::testing::random_prompt;
 
 namespace {
-
-std::vector<std::int32_t> random_prompt(std::mt19937& rng, int n) {
-  std::uniform_int_distribution<int> d(3, 511);
-  std::vector<std::int32_t> v{2};
-  while (int(v.size()) < n) v.push_back(d(rng));
-  return v;
-}
-
-gf::generation_request greedy(std::vector<std::int32_t> prompt, int max_tokens) {
-  gf::generation_request r;
-  r.prompt = std::move(prompt);
-  r.stop.max_tokens = max_tokens;
-  r.decode_text = false;
-  return r;
-}
 
 template <class Model, class Kv>
 gc::cuda_executor make_executor(const gf::model_weights<Model>& w, const gf::engine_config& c,

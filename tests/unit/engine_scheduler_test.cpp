@@ -9,31 +9,19 @@
 
 #include "support/naive_executor.hpp"
 #include "support/random_model.hpp"
+#include "support/requests.hpp"
 
 #include <random>
 #include <vector>
 
 namespace gf = gemmaforge;
 using gf::testing::naive_executor;
+using gf::testing::greedy;
+using gf::testing::random_prompt;
 
 namespace {
 template <class Model, class Kv = float>
 using naive_engine = gf::basic_engine<Model, naive_executor, Kv>;
-
-std::vector<std::int32_t> random_prompt(std::mt19937& rng, int n) {
-  std::uniform_int_distribution<int> d(3, 511);
-  std::vector<std::int32_t> v{2};
-  while (int(v.size()) < n) v.push_back(d(rng));
-  return v;
-}
-
-gf::generation_request greedy(std::vector<std::int32_t> prompt, int max_tokens) {
-  gf::generation_request r;
-  r.prompt = std::move(prompt);
-  r.stop.max_tokens = max_tokens;
-  r.decode_text = false;
-  return r;
-}
 
 template <class Model, class Kv = float>
 std::vector<std::vector<std::int32_t>> run_alone(const gf::model_weights<Model>& w, const std::vector<std::vector<std::int32_t>>& prompts,

@@ -32,6 +32,7 @@
 
 #include "io_test_support.hpp"
 #include "support/random_model.hpp"
+#include "support/requests.hpp"
 
 namespace gf = gemmaforge;
 namespace cpu = gemmaforge::cpu;
@@ -163,7 +164,8 @@ TEST_CASE("fault: an engine whose plan does not fit fails at start-up, names the
     r.prompt = {2, 10, 11};
     r.stop.max_tokens = 4;
     r.decode_text = false;
-    CHECK(eng.generate(std::move(r))->completion_tokens() == 4);
+    const auto h = eng.generate(std::move(r));  // outside CHECK, which spells its expression twice
+    CHECK(h->completion_tokens() == 4);
     CHECK(settled_thread_count(before + 2) == before + 2);  // the engine's worker + 1 pool thread
   }
   CHECK(settled_thread_count(before) == before);
@@ -306,23 +308,9 @@ TEST_CASE("fault: allocation failures under an address-space limit are errors, n
 }
 
 namespace {
-
-std::vector<std::int32_t> prompt_of(std::mt19937& rng, int n) {
-  std::uniform_int_distribution<int> d(3, tiny::vocab - 1);
-  std::vector<std::int32_t> v{2};
-  while (int(v.size()) < n) v.push_back(d(rng));
-  return v;
-}
-
-gf::generation_request greedy(std::vector<std::int32_t> prompt, int max_tokens) {
-  gf::generation_request r;
-  r.prompt = std::move(prompt);
-  r.stop.max_tokens = max_tokens;
-  r.decode_text = false;
-  return r;
-}
-
+std::vector<std::int32_t> prompt_of(std::mt19937& rng, int n) { return gf::testing::random_prompt(rng, n, tiny::vocab - 1); }
 }  // namespace
+using gf::testing::greedy;
 
 // The runtime rows of the bad-input matrix (docs/reliability.md) on the CPU executor, the one
 // users run (engine_scheduler_test covers the same rules with the naive executor).
