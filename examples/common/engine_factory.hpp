@@ -22,11 +22,11 @@ template <class Model, class Executor, class KvElem>
 class concrete_engine final : public program_engine {
  public:
   concrete_engine(bound_model<Model>&& bound, std::shared_ptr<const tokenizer> tok, const engine_config& cfg,
-                  std::vector<std::int32_t> stop_ids, Executor exec, std::chrono::steady_clock::time_point t0)
+                  const std::vector<std::int32_t>& stop_ids, Executor exec, std::chrono::steady_clock::time_point t0)
       : bound_(std::move(bound)),
         engine_(bound_.weights(), cfg, std::move(exec), tok ? std::make_shared<tokenizer_text>(tok) : nullptr) {
     tok_ = std::move(tok);
-    stop_ids_ = std::move(stop_ids);
+    stop_ids_ = stop_ids;
     info_.name = std::string(Model::name);
     info_.path = bound_.file().path();
     info_.arch = Model::arch;

@@ -110,7 +110,7 @@ int main(int argc, char** argv) {
     req.sampling = sampling;
     req.stop.max_tokens = n_predict;
     req.stop.ignore_eos = ignore_eos;
-    for (auto s : stops) req.stop.stop_strings.push_back(unescape(s));
+    for (const auto& s : stops) req.stop.stop_strings.push_back(unescape(s));
     req.decode_text = !print_ids && eng->has_tokenizer();
     if (print_ids && !eng->has_tokenizer()) req.decode_text = false;
     if (!print_ids && !eng->has_tokenizer())

@@ -28,8 +28,8 @@ class server_metrics {
   void sample(std::uint64_t generated_tokens);
   double tokens_per_second() const;
 
-  // `engine` is null while the model loads.
-  std::string render(const engine_stats* engine) const;
+  // The engine's statistics `s` are null while the model loads.
+  std::string render(const engine_stats* s) const;
 
   static constexpr std::chrono::seconds window{10};
 

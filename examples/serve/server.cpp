@@ -407,7 +407,7 @@ void openai_server::install(httplib::Server& svr) {
     send_error(res, api_error(res.status, res.status >= 500 ? "server_error" : "invalid_request_error", msg, {}, code));
     return httplib::Server::HandlerResponse::Handled;
   }));
-  svr.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+  svr.set_exception_handler([](const httplib::Request&, httplib::Response& res, const std::exception_ptr& ep) {
     std::string what = "unknown exception";
     try {
       std::rethrow_exception(ep);

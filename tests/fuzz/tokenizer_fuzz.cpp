@@ -33,7 +33,8 @@ gf::tokenizer make_small() {
     m.pieces.push_back({buf, 0, gf::spm::piece_type::byte});
   }
   float score = -1;
-  for (const char* p : {"\xE2\x96\x81", "a", "b", "c", "ab", "abc", "\xE2\x96\x81" "a", "\n", "\xE2\x96\x81\xE2\x96\x81"})
+  // U+2581 is the word-boundary piece; "\xE2\x96\x81\x61" is U+2581 then 'a'.
+  for (const char* p : {"\xE2\x96\x81", "a", "b", "c", "ab", "abc", "\xE2\x96\x81\x61", "\n", "\xE2\x96\x81\xE2\x96\x81"})
     m.pieces.push_back({p, score--, gf::spm::piece_type::normal});
   m.trainer.type = gf::spm::model_type::bpe;
   m.trainer.vocab_size = int(m.pieces.size());

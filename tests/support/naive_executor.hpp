@@ -107,7 +107,7 @@ class naive_executor {
         const int lo = window > 0 ? std::max(0, p - window + 1) : 0;
         for (int h = 0; h < H; ++h) {
           const float* qh = q + (std::size_t(sq.first_row + i) * H + h) * D;
-          logits.assign(std::size_t(p - lo + 1), 0.0f);
+          logits.assign(std::size_t(p - lo) + 1, 0.0f);
           float mx = -INFINITY;
           for (int j = lo; j <= p; ++j) {
             load(k, kc, cache.k_scale, j, h / G, kk.data());

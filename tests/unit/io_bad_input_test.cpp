@@ -360,7 +360,7 @@ TEST_CASE("bad gguf: model-level mismatches are reported all at once", "[cpu][io
 }
 
 TEST_CASE("bad safetensors and config.json", "[cpu][io]") {
-  auto st = [](std::string header, std::size_t data = 0) {
+  auto st = [](const std::string& header, std::size_t data = 0) {
     bytes b;
     gguf_builder::put<std::uint64_t>(b, header.size());
     for (char c : header) b.push_back(std::byte(c));

@@ -54,7 +54,7 @@ gf_test::bytes all_types_file() {
   gf_test::bytes nested;
   gguf_builder::put<std::uint32_t>(nested, gguf_builder::array);
   gguf_builder::put<std::uint64_t>(nested, 2);
-  for (std::vector<std::uint16_t> inner : {std::vector<std::uint16_t>{1, 2}, std::vector<std::uint16_t>{3}}) {
+  for (const std::vector<std::uint16_t>& inner : {std::vector<std::uint16_t>{1, 2}, std::vector<std::uint16_t>{3}}) {
     gguf_builder::put<std::uint32_t>(nested, gguf_builder::u16);
     gguf_builder::put<std::uint64_t>(nested, inner.size());
     for (auto x : inner) gguf_builder::put<std::uint16_t>(nested, x);

@@ -405,7 +405,7 @@ std::vector<st_tensor> synthetic_hf_tensors(const std::string& dtype, std::uint3
   std::mt19937 rng(seed);
   const int L = layers < 0 ? Model::n_layers : layers;
   std::vector<st_tensor> ts;
-  auto add = [&](std::string name, std::vector<std::uint64_t> shape) {
+  auto add = [&](std::string name, const std::vector<std::uint64_t>& shape) {
     std::uint64_t n = 1;
     for (auto d : shape) n *= d;
     ts.push_back({std::move(name), dtype, shape, random_tensor_bytes(fmt, n, rng)});

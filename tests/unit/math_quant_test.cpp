@@ -115,7 +115,10 @@ TEST_CASE("q6_k hand-built block: ql/qh interleave and signed 8-bit scales", "[m
   REQUIRE(y[17] == 0.125f * -1 * (58 - 32));        // q(17) = 122 % 64 = 58, sc[1] = -1
   REQUIRE(y[80] == 0.125f * -128 * (51 - 32));      // q(80) = 563 % 64 = 51, sc[5]
   REQUIRE(y[255] == 0.125f * 31 * (60 - 32));       // q(255) = 1788 % 64 = 60
-  for (int e = 0; e < 256; ++e) REQUIRE(y[e] == 0.125f * float(sc[e / 16]) * float(qof(e) - 32));
+  for (int e = 0; e < 256; ++e) {
+    const int sub = e / 16;
+    REQUIRE(y[e] == 0.125f * float(sc[sub]) * float(qof(e) - 32));
+  }
 }
 
 TEST_CASE("real Gemma 3 270M blocks equal gguf-py's dequantization bit for bit", "[math][quant]") {

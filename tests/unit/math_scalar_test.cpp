@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <random>
 #include <vector>
@@ -31,14 +32,22 @@ std::int64_t ulp_diff(float a, float b) {
   if (y < 0) y = std::int32_t(0x80000000u) - y;
   return std::llabs(std::int64_t(x) - std::int64_t(y));
 }
+
+// Calls f(x) at x = lo + i * step for i = 0, 1, ... while x <= hi (an integer counter: a float
+// accumulator would drift and make the number of points depend on rounding).
+template <class F>
+void sweep(double lo, double hi, double step, F&& f) {
+  const auto n = static_cast<std::int64_t>(std::floor((hi - lo) / step));
+  for (std::int64_t i = 0; i <= n; ++i) f(float(lo + double(i) * step));
+}
 }  // namespace
 
 TEST_CASE("exp_f32: <= 2 ulp from the correctly rounded exp on [-86, 88], exact edges", "[math]") {
   std::int64_t worst = 0;
-  for (float x = -86.0f; x <= 88.0f; x += 0.0009765625f * 3.3f) {
+  sweep(-86.0, 88.0, 0.0009765625 * 3.3, [&](float x) {
     const float want = float(std::exp(double(x)));
     worst = std::max(worst, ulp_diff(gm::exp_f32(x), want));
-  }
+  });
   INFO("worst ulp " << worst);
   REQUIRE(worst <= 2);
   REQUIRE(gm::exp_f32(0.0f) == 1.0f);
@@ -54,7 +63,7 @@ TEST_CASE("gelu_tanh: torch's formula, the exp form is at least as accurate", "[
   // Reference: torch's gelu(approximate='tanh') evaluated in double.
   auto ref = [](double x) { return 0.5 * x * (1.0 + std::tanh(std::sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x))); };
   double worst_tanh_abs = 0, worst_exp_rel = 0, worst_diff = 0;
-  for (float x = -12.0f; x <= 12.0f; x += 0.001f) {
+  sweep(-12.0, 12.0, 0.001, [&](float x) {
     const double r = ref(x);
     // torch's formula in f32 loses relative accuracy for x < 0 (1 + tanh cancels), so it is held to
     // an absolute bound; the exp form x / (1 + e^(-2u)) keeps ~1e-6 relative accuracy everywhere
@@ -62,7 +71,7 @@ TEST_CASE("gelu_tanh: torch's formula, the exp form is at least as accurate", "[
     worst_tanh_abs = std::max(worst_tanh_abs, std::fabs(gm::gelu_tanh(x) - r) / std::max(std::fabs(r), 1.0));
     worst_exp_rel = std::max(worst_exp_rel, std::fabs(gm::gelu_tanh_exp(x) - r) / std::max(std::fabs(r), 1e-3));
     worst_diff = std::max(worst_diff, double(std::fabs(gm::gelu_tanh_exp(x) - gm::gelu_tanh(x))));
-  }
+  });
   INFO("tanh form abs error " << worst_tanh_abs << ", exp form rel error " << worst_exp_rel << ", max |exp - tanh| " << worst_diff);
   REQUIRE(worst_tanh_abs < 1e-6);
   REQUIRE(worst_exp_rel < 1.5e-6);
@@ -76,11 +85,11 @@ TEST_CASE("gelu_tanh: torch's formula, the exp form is at least as accurate", "[
 TEST_CASE("softcap: cap * tanh(x / cap) within cap * 2^-22", "[math]") {
   for (float cap : {30.0f, 50.0f}) {
     double worst = 0;
-    for (float x = -400.0f; x <= 400.0f; x += 0.01f) {
+    sweep(-400.0, 400.0, 0.01, [&](float x) {
       const double r = double(cap) * std::tanh(double(x) / cap);
       worst = std::max(worst, std::fabs(double(gm::softcap_exp(x, cap)) - r));
       REQUIRE(std::fabs(double(gm::softcap(x, cap)) - r) <= double(cap) * 0x1p-22);
-    }
+    });
     INFO("cap " << cap << " worst abs error " << worst);
     REQUIRE(worst <= double(cap) * 0x1p-22);
   }

@@ -134,9 +134,9 @@ enum class dtype : std::uint8_t { f32, f16, bf16, fp8_e4m3, int8 };
 constexpr std::uint32_t size_of(dtype t) {
   switch (t) {
     case dtype::f32: return 4;
-    case dtype::f16: return 2;
+    case dtype::f16:
     case dtype::bf16: return 2;
-    case dtype::fp8_e4m3: return 1;
+    case dtype::fp8_e4m3:
     case dtype::int8: return 1;
   }
   return 0;

@@ -34,7 +34,7 @@ constexpr std::uint32_t block_elems(tensor_format f) {
 constexpr std::uint32_t block_bytes(tensor_format f) {
   switch (f) {
     case tensor_format::f32: return 4;
-    case tensor_format::f16: return 2;
+    case tensor_format::f16:
     case tensor_format::bf16: return 2;
     case tensor_format::q8_0: return 34;
     case tensor_format::q5_0: return 22;

@@ -20,7 +20,7 @@ inline std::filesystem::path default_model_location() {
 
 // The default model, or a clear error saying how to get it.
 inline std::filesystem::path default_model_path() {
-  const auto p = default_model_location();
+  auto p = default_model_location();
   std::error_code ec;
   if (!std::filesystem::exists(p, ec))
     throw error(errc::io, "no model given and the default model is not installed (" + p.string() +

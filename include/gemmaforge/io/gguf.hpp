@@ -440,7 +440,11 @@ class gguf_file {
       case gguf_type::u16: v.u_ = r.read<std::uint16_t>(key); break;
       case gguf_type::u32: v.u_ = r.read<std::uint32_t>(key); break;
       case gguf_type::u64: v.u_ = r.read<std::uint64_t>(key); break;
-      case gguf_type::i8: v.i_ = r.read<std::int8_t>(key); break;
+      case gguf_type::i8: {
+        const std::int8_t i8 = r.read<std::int8_t>(key);  // a number: sign extension intended
+        v.i_ = i8;
+        break;
+      }
       case gguf_type::i16: v.i_ = r.read<std::int16_t>(key); break;
       case gguf_type::i32: v.i_ = r.read<std::int32_t>(key); break;
       case gguf_type::i64: v.i_ = r.read<std::int64_t>(key); break;

@@ -15,6 +15,30 @@ inline constexpr std::string_view utf8_replacement = "\xEF\xBF\xBD";  // U+FFFD
 
 namespace detail {
 
+// What a lead byte announces (Unicode Table 3-7): the sequence length (0: not a lead byte) and the
+// allowed range of the second byte, which excludes overlong forms, UTF-16 surrogates (ED A0..BF)
+// and code points above U+10FFFF (F4 90..).
+struct utf8_lead {
+  std::size_t len = 0;
+  std::uint8_t lo = 0x80, hi = 0xBF;
+};
+
+constexpr utf8_lead utf8_lead_of(std::uint8_t b0) {
+  utf8_lead r;
+  if (b0 >= 0xC2 && b0 <= 0xDF) {
+    r.len = 2;
+  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
+    r.len = 3;
+    if (b0 == 0xE0) r.lo = 0xA0;
+    if (b0 == 0xED) r.hi = 0x9F;
+  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
+    r.len = 4;
+    if (b0 == 0xF0) r.lo = 0x90;
+    if (b0 == 0xF4) r.hi = 0x8F;
+  }
+  return r;
+}
+
 // Length of the valid UTF-8 sequence starting at s[i], or 0 when the bytes there are not one.
 // `valid_prefix` receives how many bytes form a valid-but-incomplete prefix (when the input ends
 // early), so a streaming decoder can wait for more; it is 0 for a definite error.
@@ -22,17 +46,8 @@ constexpr std::size_t utf8_sequence_at(std::string_view s, std::size_t i, std::s
   if (valid_prefix) *valid_prefix = 0;
   const auto b0 = static_cast<std::uint8_t>(s[i]);
   if (b0 < 0x80) return 1;
-  std::size_t len = 0;
-  std::uint8_t lo = 0x80, hi = 0xBF;  // allowed range of the second byte
-  if (b0 >= 0xC2 && b0 <= 0xDF) len = 2;
-  else if (b0 == 0xE0) { len = 3; lo = 0xA0; }
-  else if (b0 >= 0xE1 && b0 <= 0xEC) len = 3;
-  else if (b0 == 0xED) { len = 3; hi = 0x9F; }  // no UTF-16 surrogates
-  else if (b0 >= 0xEE && b0 <= 0xEF) len = 3;
-  else if (b0 == 0xF0) { len = 4; lo = 0x90; }
-  else if (b0 >= 0xF1 && b0 <= 0xF3) len = 4;
-  else if (b0 == 0xF4) { len = 4; hi = 0x8F; }  // nothing above U+10FFFF
-  else return 0;
+  const auto [len, lo, hi] = utf8_lead_of(b0);
+  if (len == 0) return 0;
   std::size_t k = 1;
   for (; k < len; ++k) {
     if (i + k >= s.size()) {
@@ -53,17 +68,8 @@ constexpr std::size_t utf8_invalid_run(std::string_view s, std::size_t i) {
   if (prefix > 0) return prefix;  // truncated at the end of the input
   // A lead byte followed by some valid continuation bytes and then a bad one: count the good ones.
   const auto b0 = static_cast<std::uint8_t>(s[i]);
-  std::size_t len = 0;
-  std::uint8_t lo = 0x80, hi = 0xBF;
-  if (b0 >= 0xC2 && b0 <= 0xDF) len = 2;
-  else if (b0 == 0xE0) { len = 3; lo = 0xA0; }
-  else if (b0 >= 0xE1 && b0 <= 0xEC) len = 3;
-  else if (b0 == 0xED) { len = 3; hi = 0x9F; }
-  else if (b0 >= 0xEE && b0 <= 0xEF) len = 3;
-  else if (b0 == 0xF0) { len = 4; lo = 0x90; }
-  else if (b0 >= 0xF1 && b0 <= 0xF3) len = 4;
-  else if (b0 == 0xF4) { len = 4; hi = 0x8F; }
-  else return 1;
+  const auto [len, lo, hi] = utf8_lead_of(b0);
+  if (len == 0) return 1;
   std::size_t k = 1;
   for (; k < len && i + k < s.size(); ++k) {
     const auto b = static_cast<std::uint8_t>(s[i + k]);

@@ -228,7 +228,7 @@ class bound_model {
 
  private:
   template <class M>
-  friend bound_model<M> bind_model(std::shared_ptr<const model_file> file);
+  friend bound_model<M> bind_model(const std::shared_ptr<const model_file>& file);
   bound_model() = default;
 
   std::shared_ptr<const model_file> file_;
@@ -253,7 +253,7 @@ inline float load_element(const std::byte* p, tensor_format f) {
 
 // Bind an opened file as Model; all problems are collected and thrown together.
 template <class Model>
-bound_model<Model> bind_model(std::shared_ptr<const model_file> file) {
+bound_model<Model> bind_model(const std::shared_ptr<const model_file>& file) {
   const model_file& mf = *file;
   const std::string mname(Model::name);
   std::vector<std::string> problems;

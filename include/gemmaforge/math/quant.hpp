@@ -111,7 +111,10 @@ GF_HOST_DEVICE void dequantize_block(const block_q4_k& b, float* y) {
 
 GF_HOST_DEVICE void dequantize_block(const block_q6_k& b, float* y) {
   const float d = to_float(b.d);
-  for (int e = 0; e < 256; ++e) y[e] = (d * float(b.scales[e / 16])) * float(q6_k_quant(b, e) - 32);
+  for (int e = 0; e < 256; ++e) {
+    const int sub = e / 16;  // 16 sub-blocks of 16 weights, one int8 scale each
+    y[e] = (d * float(b.scales[sub])) * float(q6_k_quant(b, e) - 32);
+  }
 }
 
 // Dequantize n consecutive weights of a row (n a multiple of the format's block size).
@@ -307,7 +310,8 @@ GF_HOST_DEVICE float dot_act(const block_q6_k* w, const std::int8_t* q1, const s
       s[j] = 0;
       for (int i = 0; i < 4; ++i)
         s[j] += (q6_k_quant(blk, 32 * k + 4 * j + i) - 32) * act_detail::xq_at(q1, q2, 32 * b + 4 * j + i);
-      ws[j] = d * float(blk.scales[2 * k + j / 4]);
+      const int sub = 2 * k + j / 4;  // the 16-weight sub-block this group of 4 lies in
+      ws[j] = d * float(blk.scales[sub]);
     }
     act_detail::lane_fma(lane, b, s, dx[b], ws);
   }

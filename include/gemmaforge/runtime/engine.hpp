@@ -297,8 +297,8 @@ class basic_engine {
     // Host-side step description and sampling scratch (small; allocated once).
     step_tokens_.assign(std::size_t(T), 0);
     step_positions_.assign(std::size_t(T), 0);
-    step_seqs_.assign(std::size_t(cfg_.max_batch + 1), step_sequence{});
-    step_requests_.assign(std::size_t(cfg_.max_batch + 1), nullptr);
+    step_seqs_.assign(std::size_t(cfg_.max_batch) + 1, step_sequence{});
+    step_requests_.assign(std::size_t(cfg_.max_batch) + 1, nullptr);
     logit_rows_.assign(std::size_t(std::max<std::uint64_t>(L, T)), 0);
     buffers_.logit_rows = logit_rows_.data();
     sample_probs_.assign(std::size_t(V), 0.0f);
@@ -377,8 +377,9 @@ class basic_engine {
       s.first_row = rows;
       s.want = want;
       for (std::int32_t i = 0; i < count; ++i) {
-        step_tokens_[std::size_t(rows + i)] = r.tokens_[std::size_t(start + i)];
-        step_positions_[std::size_t(rows + i)] = start + i;
+        const std::size_t row = std::size_t(rows) + std::size_t(i);
+        step_tokens_[row] = r.tokens_[std::size_t(start) + std::size_t(i)];
+        step_positions_[row] = start + i;
       }
       step_requests_[std::size_t(n)] = &r;
       rows += count;

@@ -261,6 +261,8 @@ GF_AVX2_FN __m256 load_plain8(const std::byte* row, int c) {
 template <tensor_format F>
 struct exact_k {
   static constexpr bool plain = F == tensor_format::f32 || F == tensor_format::f16 || F == tensor_format::bf16;
+  // Dequantized rows kept per 256-column step: none are needed for plain formats (one dummy row).
+  static constexpr int dequant_rows(int nr) { return plain ? 1 : nr; }
 
   template <int NR, int NT>
   GF_AVX2_FN static void tile(const mm_task& k, std::int64_t r0, int t0) {
@@ -271,7 +273,7 @@ struct exact_k {
     __m256 acc[NR][NT][2];
     for (int r = 0; r < NR; ++r)
       for (int t = 0; t < NT; ++t) acc[r][t][0] = acc[r][t][1] = _mm256_setzero_ps();
-    alignas(32) float buf[plain ? 1 : NR][plain ? 8 : 256];
+    alignas(32) float buf[dequant_rows(NR)][plain ? 8 : 256];
     constexpr int be = int(block_elems(F)), bb = int(block_bytes(F));
     tile_prefetch pf(k, r0, NR, (k.cols + 255) / 256, t0 == 0);
     for (int c0 = 0; c0 < k.cols; c0 += 256) {
