@@ -4,13 +4,14 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
-#include <random>
 #include <vector>
 
 #include <gemmaforge/backend/cpu/cpu_features.hpp>
 #include <gemmaforge/core/dtype.hpp>
 #include <gemmaforge/core/format.hpp>
 #include <gemmaforge/core/tensor.hpp>
+
+#include "support/random_inputs.hpp"
 
 namespace gf_test {
 
@@ -29,56 +30,15 @@ struct owned_weight {
   gf::weight_view view;
 };
 
-inline std::uint16_t f16_bits(float f) { return gf::to_f16(f).bits; }
-
-// Random but well-formed weights: realistic scale ranges so the products stay O(1).
+// Random but well-formed weights (tests/support/random_inputs.hpp) with their own storage.
 inline owned_weight random_weight(gf::tensor_format f, std::int64_t rows, std::int64_t cols, std::uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
-  std::uniform_int_distribution<int> byte(0, 255);
   owned_weight w;
-  const std::uint64_t stride = gf::row_bytes(f, std::uint64_t(cols));
-  w.bytes.resize(stride * std::uint64_t(rows));
-  std::byte* p = w.bytes.data();
-  auto put16 = [&](std::size_t off, std::uint16_t v) { std::memcpy(p + off, &v, 2); };
-  const std::uint64_t total_blocks = stride * std::uint64_t(rows) / gf::block_bytes(f);
-  for (std::uint64_t b = 0; b < total_blocks; ++b) {
-    const std::size_t o = b * gf::block_bytes(f);
-    switch (f) {
-      case gf::tensor_format::f32: { float v = u(rng) * 0.1f; std::memcpy(p + o, &v, 4); break; }
-      case gf::tensor_format::f16: put16(o, f16_bits(u(rng) * 0.1f)); break;
-      case gf::tensor_format::bf16: put16(o, gf::to_bf16(u(rng) * 0.1f).bits); break;
-      case gf::tensor_format::q8_0:
-        put16(o, f16_bits(0.001f + 0.002f * (u(rng) + 1.0f)));
-        for (int i = 0; i < 32; ++i) p[o + 2 + i] = std::byte(std::uint8_t(std::int8_t(byte(rng) % 255 - 127)));
-        break;
-      case gf::tensor_format::q5_0:
-        put16(o, f16_bits(0.004f + 0.004f * (u(rng) + 1.0f)));
-        for (int i = 0; i < 20; ++i) p[o + 2 + i] = std::byte(byte(rng));
-        break;
-      case gf::tensor_format::q4_k:
-        put16(o, f16_bits(0.0005f + 0.0005f * (u(rng) + 1.0f)));
-        put16(o + 2, f16_bits(0.0005f + 0.0005f * (u(rng) + 1.0f)));
-        for (int i = 0; i < 140; ++i) p[o + 4 + i] = std::byte(byte(rng));
-        break;
-      case gf::tensor_format::q6_k:
-        for (int i = 0; i < 192; ++i) p[o + i] = std::byte(byte(rng));
-        for (int i = 0; i < 16; ++i) p[o + 192 + i] = std::byte(std::uint8_t(std::int8_t(byte(rng) % 128 - 64)));
-        put16(o + 208, f16_bits(0.0002f + 0.0002f * (u(rng) + 1.0f)));
-        break;
-    }
-  }
+  w.bytes = gf::testing::random_weight_bytes(f, rows, cols, seed);
   w.view = gf::weight_view{f, w.bytes.data(), rows, cols};
   return w;
 }
 
-inline std::vector<float> random_floats(std::size_t n, std::uint32_t seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> nd(0.0f, scale);
-  std::vector<float> v(n);
-  for (auto& x : v) x = nd(rng);
-  return v;
-}
+using gf::testing::random_floats;
 
 inline bool same_bits(float a, float b) {
   std::uint32_t x, y;

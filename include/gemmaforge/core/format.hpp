@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <string_view>
 
+#include <gemmaforge/core/macros.hpp>
+
 namespace gemmaforge {
 
 enum class tensor_format : std::uint8_t {
@@ -17,8 +19,9 @@ enum class tensor_format : std::uint8_t {
   q6_k,  // 256 weights / 210 B: ql[128], qh[64], i8 scales[16], f16 d; w = d*sc*(q-32)
 };
 
-// Weights per block and bytes per block (plain dtypes are blocks of one element).
-constexpr std::uint32_t block_elems(tensor_format f) {
+// Weights per block and bytes per block (plain dtypes are blocks of one element); usable in device
+// code too (the CUDA kernels step through rows with them).
+GF_HOST_DEVICE constexpr std::uint32_t block_elems(tensor_format f) {
   switch (f) {
     case tensor_format::f32:
     case tensor_format::f16:
@@ -31,7 +34,7 @@ constexpr std::uint32_t block_elems(tensor_format f) {
   return 0;
 }
 
-constexpr std::uint32_t block_bytes(tensor_format f) {
+GF_HOST_DEVICE constexpr std::uint32_t block_bytes(tensor_format f) {
   switch (f) {
     case tensor_format::f32: return 4;
     case tensor_format::f16:
@@ -44,10 +47,10 @@ constexpr std::uint32_t block_bytes(tensor_format f) {
   return 0;
 }
 
-constexpr bool is_block_quantized(tensor_format f) { return block_elems(f) > 1; }
+GF_HOST_DEVICE constexpr bool is_block_quantized(tensor_format f) { return block_elems(f) > 1; }
 
 // Bytes of a row of `cols` weights (cols must be a multiple of block_elems).
-constexpr std::uint64_t row_bytes(tensor_format f, std::uint64_t cols) {
+GF_HOST_DEVICE constexpr std::uint64_t row_bytes(tensor_format f, std::uint64_t cols) {
   return cols / block_elems(f) * block_bytes(f);
 }
 

@@ -159,31 +159,14 @@ GF_HOST_DEVICE void dequantize_row(tensor_format f, const std::byte* src, float*
 // --------------------------------------------------------------- exact (f32-activation) dot
 // y = sum_c W[c] x[c] with the dequantized weights, in the canonical 16-lane order
 // (math/reduce.hpp): lane c % 16, fmaf, ascending c, tree_sum16.
-// (core/format.hpp's helpers are host constexpr; these two are usable in device code as well.)
-GF_HOST_DEVICE constexpr int block_elems_hd(tensor_format f) {
-  return f == tensor_format::q4_k || f == tensor_format::q6_k ? 256 : f == tensor_format::q8_0 || f == tensor_format::q5_0 ? 32 : 1;
-}
-GF_HOST_DEVICE constexpr int block_bytes_hd(tensor_format f) {
-  switch (f) {
-    case tensor_format::f32: return 4;
-    case tensor_format::f16:
-    case tensor_format::bf16: return 2;
-    case tensor_format::q8_0: return 34;
-    case tensor_format::q5_0: return 22;
-    case tensor_format::q4_k: return 144;
-    case tensor_format::q6_k: return 210;
-  }
-  return 0;
-}
-
 GF_HOST_DEVICE float dot_exact(tensor_format f, const std::byte* row, const float* x, int cols) {
   float lane[16] = {};
   float w[256];
-  const int be = block_elems_hd(f);
+  const int be = int(block_elems(f));
   const int chunk = be > 1 ? be : 256;
   for (int c0 = 0; c0 < cols; c0 += chunk) {
     const int n = cols - c0 < chunk ? cols - c0 : chunk;
-    dequantize_row(f, row + std::uint64_t(c0 / be) * std::uint64_t(block_bytes_hd(f)), w, n);
+    dequantize_row(f, row + std::uint64_t(c0 / be) * std::uint64_t(block_bytes(f)), w, n);
     for (int i = 0; i < n; ++i) lane[(c0 + i) % 16] = fmaf(w[i], x[c0 + i], lane[(c0 + i) % 16]);
   }
   return tree_sum16(lane);
