@@ -66,6 +66,19 @@ inline act_row act_row_at(const std::byte* base, const act_layout& L, std::int64
 
 namespace detail {
 
+// Zero the padding block (there is one when nb is odd, so kernels can walk blocks in pairs): every
+// field 0, so it adds nothing to any dot product. Same bytes for every ISA.
+inline void clear_act_padding(const act_layout& L, std::byte* row) {
+  for (std::size_t b = std::size_t(L.nb); b < std::size_t(L.nbp); ++b) {
+    std::memset(row + L.q + 32 * b, 0, 32);
+    if (L.wide) std::memset(row + L.q2 + 32 * b, 0, 32);
+    std::memset(row + L.nsum4 + 32 * b, 0, 32);  // 8 int32 group sums
+    std::memset(row + L.dxv + 32 * b, 0, 32);    // 8 broadcast scales
+    std::memset(row + L.dx + 4 * b, 0, 4);
+    std::memset(row + L.xsum + 4 * b, 0, 4);
+  }
+}
+
 inline void quantize_act_row_scalar(const float* x, const act_layout& L, std::byte* row) {
   auto* q = reinterpret_cast<std::int8_t*>(row + L.q);
   auto* q2 = reinterpret_cast<std::int8_t*>(row + L.q2);
@@ -73,15 +86,8 @@ inline void quantize_act_row_scalar(const float* x, const act_layout& L, std::by
   auto* dxv = reinterpret_cast<float*>(row + L.dxv);
   auto* dx = reinterpret_cast<float*>(row + L.dx);
   auto* xs = reinterpret_cast<float*>(row + L.xsum);
-  for (int b = 0; b < L.nbp; ++b) {
-    if (b >= L.nb) {
-      std::memset(q + 32 * b, 0, 32);
-      if (L.wide) std::memset(q2 + 32 * b, 0, 32);
-      for (int j = 0; j < 8; ++j) { ns[8 * b + j] = 0; dxv[8 * b + j] = 0.0f; }
-      dx[b] = 0.0f;
-      xs[b] = 0.0f;
-      continue;
-    }
+  clear_act_padding(L, row);
+  for (int b = 0; b < L.nb; ++b) {
     const float d = L.wide ? math::quantize_act_block15(x + 32 * b, q + 32 * b, q2 + 32 * b)
                            : math::quantize_act_block(x + 32 * b, q + 32 * b);
     int total = 0;
@@ -126,16 +132,8 @@ GF_TARGET_AVX2 inline void quantize_act_row_avx2(const float* x, const act_layou
   auto* xs = reinterpret_cast<float*>(row + L.xsum);
   const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
   const float qmax = L.wide ? math::act_qmax15 : math::act_qmax8;
-  for (int b = 0; b < L.nbp; ++b) {
-    if (b >= L.nb) {
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + 32 * b), _mm256_setzero_si256());
-      if (L.wide) _mm256_storeu_si256(reinterpret_cast<__m256i*>(q2 + 32 * b), _mm256_setzero_si256());
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(ns + 8 * b), _mm256_setzero_si256());
-      _mm256_storeu_ps(dxv + 8 * b, _mm256_setzero_ps());
-      dx[b] = 0.0f;
-      xs[b] = 0.0f;
-      continue;
-    }
+  clear_act_padding(L, row);
+  for (int b = 0; b < L.nb; ++b) {
     const float* xb = x + 32 * b;
     __m256 v[4];
     __m256 m = _mm256_setzero_ps();
@@ -184,16 +182,8 @@ GF_TARGET_AVX512 inline void quantize_act_row_avx512(const float* x, const act_l
   auto* xs = reinterpret_cast<float*>(row + L.xsum);
   const float qmax = L.wide ? math::act_qmax15 : math::act_qmax8;
   const __m256i ones = _mm256_set1_epi8(1);
-  for (int b = 0; b < L.nbp; ++b) {
-    if (b >= L.nb) {
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + 32 * b), _mm256_setzero_si256());
-      if (L.wide) _mm256_storeu_si256(reinterpret_cast<__m256i*>(q2 + 32 * b), _mm256_setzero_si256());
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(ns + 8 * b), _mm256_setzero_si256());
-      _mm256_storeu_ps(dxv + 8 * b, _mm256_setzero_ps());
-      dx[b] = 0.0f;
-      xs[b] = 0.0f;
-      continue;
-    }
+  clear_act_padding(L, row);
+  for (int b = 0; b < L.nb; ++b) {
     const float* xb = x + 32 * b;
     const __m512 v0 = _mm512_loadu_ps(xb), v1 = _mm512_loadu_ps(xb + 16);
     const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
