@@ -72,10 +72,10 @@ gf::cpu::matmul_precision precision_arg(std::int64_t a) {
 
 gf::basic_engine<M, gf::cpu::cpu_executor, gf::bf16> make_engine(int threads, gf::cpu::matmul_precision precision, int chunk) {
   gf::engine_config c;
-  c.max_seq_len = 1024;
-  c.max_batch = 1;
-  c.prefill_chunk = chunk;
-  c.prefix_slots = 0;
+  c.limits.max_seq_len = 1024;
+  c.limits.max_batch = 1;
+  c.limits.prefill_chunk = chunk;
+  c.limits.prefix_slots = 0;
   gf::cpu::executor_options o;
   o.threads = threads;
   o.precision = precision;

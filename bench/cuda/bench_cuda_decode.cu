@@ -33,38 +33,35 @@ struct decode_rig {
   const gf::model_weights<Model>* w = nullptr;
   std::unique_ptr<pool_t> pool;
   gf::forward_buffers buf;
-  std::vector<std::int32_t> tokens, positions, logit_rows;
+  std::vector<std::int32_t> tokens, positions;
   std::vector<gf::step_sequence> seqs;
   gf::step_batch batch;
   std::uint64_t weight_bytes = 0, kv_bytes_per_step = 0;
 
   decode_rig(int B, int ctx, bool graphs) {
-    gf::kv_pool_config pc;
-    pc.block_tokens = 16;
-    pc.max_batch = B;
-    pc.max_seq_len = ctx + 16;
-    pc.global_blocks = B * int(gf::ceil_div(std::uint64_t(pc.max_seq_len), 16));
     gc::cuda_executor_config xc;
-    xc.max_step_tokens = B;
-    xc.max_batch = B;
-    xc.max_logits_rows = B;
-    xc.max_seq_len = pc.max_seq_len;
-    xc.block_tokens = pc.block_tokens;
     xc.decode_graphs = graphs;
-    // Weights bf16, norms f32.
+    // Weights bf16, norms f32: the bytes the rig allocates below, each 256-byte aligned.
     auto a = [](std::uint64_t n) { return gf::round_up(n, gc::arena_alignment); };
     const std::uint64_t H = Model::hidden;
     std::uint64_t wb = a(std::uint64_t(Model::vocab) * H * 2) + a(H * 4);
     const std::uint64_t per_layer = a(std::uint64_t(Model::q_dim) * H * 2) + 2 * a(std::uint64_t(Model::kv_dim) * H * 2) +
                                     a(H * Model::q_dim * 2) + 3 * a(std::uint64_t(Model::ffn) * H * 2) + 6 * a(H * 4) +
                                     2 * a(std::uint64_t(Model::head_dim) * 4);
-    wb += per_layer * Model::n_layers;
-    const std::uint64_t T = std::uint64_t(B);
-    const std::uint64_t engine = a(pool_t::bytes_required(pc)) + a(T * H * 4) * 2 + a(T * Model::q_dim * 4) * 2 +
-                                 a(T * Model::kv_dim * 4) * 2 + a(T * Model::ffn * 4) * 2 + a(T * Model::vocab * 4);
-    gc::detail::model_shape shape{Model::hidden, Model::q_dim, Model::kv_dim, Model::ffn, Model::vocab, Model::heads,
-                                  Model::kv_heads, Model::head_dim, Model::window, false};
-    xc.arena_bytes = wb + engine + gc::cuda_executor::scratch_bytes(shape, xc) + 64 * gf::MiB;
+    wb += per_layer * Model::n_layers + 2 * a(std::uint64_t(Model::head_dim / 2) * 4);
+    // The planned layout of a decode-only deployment of B sequences of ctx + 16 tokens.
+    gf::layout_inputs in;
+    in.backend = gf::backend_kind::cuda;
+    in.config = gf::serving_config{.max_seq_len = std::uint32_t(ctx + 16), .max_batch = std::uint32_t(B), .prefill_chunk = 1,
+                                   .block_tokens = 16};
+    in.device_weight_bytes = wb;
+    const gf::arena_layout L = gf::make_arena_layout<Model>(in);
+    gf::kv_pool_config pc;
+    pc.block_tokens = 16;
+    pc.max_batch = B;
+    pc.max_seq_len = ctx + 16;
+    pc.global_blocks = std::int32_t(L.global_blocks);
+    xc.arena_bytes = L.arena_bytes;
     exec = std::make_unique<gc::cuda_executor>(xc);
 
     gc::device_arena& ar = exec->arena();
@@ -103,22 +100,21 @@ struct decode_rig {
     }
     w = &exec->adopt_device_weights(host_view);
 
-    std::byte* region = exec->allocate_arena(engine);
-    cudaMemset(region, 0, pool_t::bytes_required(pc));  // a cache of zeros: finite attention inputs
-    pool = std::make_unique<pool_t>(pc, region, exec->kv_copy());
-    std::byte* p = region + a(pool_t::bytes_required(pc));
-    auto take = [&](std::uint64_t n) { float* f = reinterpret_cast<float*>(p); p += a(n * 4); return f; };
-    buf.x = take(T * H);
-    buf.xn = take(T * H);
-    buf.q = take(T * Model::q_dim);
-    buf.attn = take(T * Model::q_dim);
-    buf.k = take(T * Model::kv_dim);
-    buf.v = take(T * Model::kv_dim);
-    buf.gate = take(T * Model::ffn);
-    buf.up = take(T * Model::ffn);
-    buf.logits = take(T * Model::vocab);
-    logit_rows.assign(std::size_t(B), 0);
-    buf.logit_rows = logit_rows.data();
+    const gf::arena_memory mem = exec->template allocate_arena<Model, gf::bf16>(L);
+    auto at = [&](std::string_view name) { return L.pointer<float>(name, mem.arena, mem.host); };
+    cudaMemset(L.pointer("kv_global", mem.arena), 0, L.bytes("kv_global"));  // a cache of zeros: finite attention inputs
+    cudaMemset(L.pointer("kv_local", mem.arena), 0, L.bytes("kv_local"));
+    pool = std::make_unique<pool_t>(pc, L.pointer("kv_global", mem.arena), L.pointer("kv_local", mem.arena), exec->kv_copy());
+    buf.x = at("x");
+    buf.xn = at("xn");
+    buf.q = at("q");
+    buf.attn = at("attn");
+    buf.k = at("k");
+    buf.v = at("v");
+    buf.gate = at("gate");
+    buf.up = at("up");
+    buf.logits = at("logits");
+    buf.logit_rows = L.pointer<std::int32_t>("step_logit_rows", mem.arena, mem.host);
 
     std::vector<std::int32_t> ids(std::size_t(ctx) + 1, 2);
     for (int b = 0; b < B; ++b) {

@@ -31,11 +31,11 @@ int main(int argc, char** argv) {
   try {
     gp::finish_engine_flags(eo, kv);
     const gf::sampling_params sampling = sf.params();
-    eo.prefix_slots = std::max(eo.prefix_slots, 2);  // the history entry must survive between turns
+    eo.limits.prefix_slots = std::max(eo.limits.prefix_slots, 2u);  // the history entry must survive between turns
     auto eng = gp::open_engine(eo);
     const auto& info = eng->info();
     std::fprintf(stderr, "gemmaforge-chat: %s (%s, KV %s, context %d). /reset starts over, /quit or Ctrl-D ends.\n",
-                 info.name.c_str(), info.isa.c_str(), info.kv.c_str(), eng->config().max_seq_len);
+                 info.name.c_str(), info.isa.c_str(), info.kv.c_str(), int(eng->config().limits.max_seq_len));
     const int end_of_turn = eng->tok().piece_to_id("<end_of_turn>");
     // What separates a finished model turn from the next user turn in the template.
     const std::vector<std::int32_t> separator = info.chat == gf::chat_template::gemma ? eng->encode("\n", false)
@@ -62,16 +62,16 @@ int main(int argc, char** argv) {
       auto ids = eng->chat_prompt(msgs, co);
       std::vector<std::int32_t> prompt = history;
       prompt.insert(prompt.end(), ids.begin(), ids.end());
-      if (std::int32_t(prompt.size()) >= eng->config().max_seq_len) {
+      if (std::int32_t(prompt.size()) >= int(eng->config().limits.max_seq_len)) {
         std::fprintf(stderr, "gemmaforge-chat: the conversation no longer fits the context of %d tokens; /reset to start over\n",
-                     eng->config().max_seq_len);
+                     int(eng->config().limits.max_seq_len));
         continue;
       }
       gf::generation_request req;
       req.prompt = prompt;
       req.sampling = sampling;
       req.sampling.seed += turn++;
-      req.stop.max_tokens = std::min<int>(n_predict, eng->config().max_seq_len - int(prompt.size()));
+      req.stop.max_tokens = std::min<int>(n_predict, int(eng->config().limits.max_seq_len) - int(prompt.size()));
       req.on_token = [](const gf::token_event& e) {
         if (!e.text.empty()) std::fwrite(e.text.data(), 1, e.text.size(), stdout), std::fflush(stdout);
       };

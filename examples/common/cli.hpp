@@ -21,8 +21,18 @@ inline constexpr int exit_usage = 2;
 inline void add_engine_flags(CLI::App& app, engine_options& o, std::string& kv) {
   app.add_option("-m,--model", o.model, "GGUF file or HF checkpoint directory (default: the model installed by scripts/setup)");
   app.add_option("-t,--threads", o.threads, "CPU threads (default: all cores)")->check(CLI::NonNegativeNumber);
-  app.add_option("-c,--ctx-size", o.ctx_size, "context size in tokens (default: min(model context, 8192))")->check(CLI::NonNegativeNumber);
-  app.add_option("--prefill-chunk", o.prefill_chunk, "prompt tokens per step")->check(CLI::PositiveNumber);
+  app.add_option_function<std::uint32_t>(
+         "-c,--ctx-size", [&o](std::uint32_t n) { if (n == 0) o.fit = true; else o.limits.max_seq_len = n; },
+         "context size in tokens (default: min(model context, 8192); 0: the largest that fits, as --fit)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_flag("--fit", o.fit, "use the largest context that fits the memory found at start-up (printed)");
+  app.add_option("--prefill-chunk", o.limits.prefill_chunk, "prompt tokens per step (default 512)")->check(CLI::PositiveNumber);
+  app.add_option("--kv-blocks", o.limits.kv_blocks, "KV pool blocks (default: max_batch full sequences; a GPU: all its budget holds)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option_function<std::uint32_t>(
+         "--memory-fraction-permille", [&o](std::uint32_t p) { o.limits.memory_permille = p; },
+         "share of the available memory the plan may use, x1000 (default 900)")
+      ->check(CLI::Range(1, 1000));
   app.add_option("--kv", kv, "KV cache type: bf16, f16, fp8, int8, f32")->check(CLI::IsMember({"bf16", "f16", "fp8", "int8", "f32"}));
   app.add_option("--backend", o.backend, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
   app.add_option("--matmul", o.matmul, "CPU matmuls of quantized weights: int16 (default), int8 (fastest), exact (f32)")
@@ -31,7 +41,7 @@ inline void add_engine_flags(CLI::App& app, engine_options& o, std::string& kv) 
 }
 
 inline void finish_engine_flags(engine_options& o, const std::string& kv) {
-  if (!kv.empty() && !parse_dtype(kv, o.kv)) throw error(errc::invalid_argument, "--kv: unknown type " + kv);
+  if (!kv.empty() && !parse_dtype(kv, o.limits.kv)) throw error(errc::invalid_argument, "--kv: unknown type " + kv);
 }
 
 struct sampling_flags {

@@ -1,7 +1,8 @@
 #pragma once
-// How the programs build a CUDA executor: scratch sized from the engine's limits, and the one
-// cudaMalloc sized exactly for the weights + KV pool + workspace of this engine.
+// How the programs build a CUDA executor: its one cudaMalloc is the planned layout's arena for
+// this engine's limits and the weights it is about to upload (plan/arena_layout.hpp).
 #include <gemmaforge/backend/cuda/executor.cuh>
+#include <gemmaforge/plan/arena_layout.hpp>
 
 #include "program_engine.hpp"
 
@@ -11,9 +12,15 @@ template <class Model>
 struct cuda_executor_maker {
   template <class KvElem>
   static cuda::cuda_executor make(const engine_options& o, const engine_config& c, const model_weights<Model>& w) {
-    auto x = cuda::cuda_executor_config::for_engine(c);
+    cuda::cuda_executor_config x;
     x.quant_precision = o.matmul == "exact" ? cuda::matmul_precision::exact : cuda::matmul_precision::int8_activations;
-    x.arena_bytes = cuda::cuda_executor::required_arena_bytes<Model, KvElem>(w, c, x);
+    layout_inputs in;
+    in.backend = backend_kind::cuda;
+    in.config = c.limits;
+    in.device_weight_bytes = cuda::cuda_executor::device_weight_bytes(w);
+    in.cuda.cublaslt = x.gemm == cuda::prefill_gemm::cublaslt;
+    in.cuda.attn_split_tokens = x.attn_split_tokens;
+    x.arena_bytes = make_arena_layout<Model>(in).arena_bytes;
     return cuda::cuda_executor(x);
   }
 };

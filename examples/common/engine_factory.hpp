@@ -3,11 +3,15 @@
 // one KV element type and one executor, and the per-family factory functions (one translation
 // unit each, so the instantiations compile in parallel and each binary links them once).
 #include <chrono>
+#include <cstdio>
 #include <memory>
 #include <string>
 
 #include <gemmaforge/core/type_list.hpp>
 #include <gemmaforge/io/weight_binding.hpp>
+#include <gemmaforge/plan/devices.hpp>
+#include <gemmaforge/plan/startup_check.hpp>
+#include <gemmaforge/runtime/planned_engine.hpp>
 #include <gemmaforge/runtime/engine.hpp>
 #include <gemmaforge/runtime/text_stream.hpp>
 #include <gemmaforge/tokenizer/token_text.hpp>
@@ -16,13 +20,29 @@
 
 namespace gemmaforge::programs::detail {
 
-engine_config make_engine_config(const engine_options& o, int model_max_positions, const std::vector<std::int32_t>& stop_ids);
+// The start-up facts of a program: the device the plan is checked against, and the weights' bytes
+// as the file stores them (the budget's weights term).
+struct startup {
+  device_info device;
+  std::uint64_t file_weight_bytes = 0;
+  std::chrono::steady_clock::time_point t0;
+};
+
+// The flags' limits for one descriptor: the default context (min(its positions, 8192)), the KV
+// type the executor will store, and a GPU's "fill the budget".
+serving_config limits_for(const engine_options& o, int model_max_positions, bool gpu);
+engine_config make_engine_config(const engine_options& o, const serving_config& planned, const std::vector<std::int32_t>& stop_ids);
+device_info host_device_info();
+std::uint64_t file_weight_bytes(const model_file& f, bool gpu);
+// The GPU as CUDA reports it (engines_cuda.cu): total memory, the plan's reserve for the context.
+device_info cuda_device_info(int device);
 
 template <class Model, class Executor, class KvElem>
 class concrete_engine final : public program_engine {
  public:
   concrete_engine(bound_model<Model>&& bound, std::shared_ptr<const tokenizer> tok, const engine_config& cfg,
-                  const std::vector<std::int32_t>& stop_ids, Executor exec, std::chrono::steady_clock::time_point t0)
+                  const std::vector<std::int32_t>& stop_ids, Executor exec, std::chrono::steady_clock::time_point t0,
+                  const std::string& plan_line)
       : bound_(std::move(bound)),
         engine_(bound_.weights(), cfg, std::move(exec), tok ? std::make_shared<tokenizer_text>(tok) : nullptr) {
     tok_ = std::move(tok);
@@ -38,6 +58,7 @@ class concrete_engine final : public program_engine {
     info_.weight_bytes = bound_.summary().total_bytes;
     info_.weights = bound_.summary().to_string();
     info_.arena_bytes = engine_.arena_bytes();
+    info_.plan = plan_line;
     info_.kv = std::string(to_string(dtype_of<KvElem>::value));
     info_.isa = engine_.executor().description();
     load_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -68,33 +89,40 @@ inline std::vector<std::int32_t> default_stop_ids(const tokenizer* tok) {
   return ids;
 }
 
-// Bind the already-opened file as the model called `name` from List and start an engine with the
-// KV type the options ask for (one of KvTypes). Returns nullptr when `name` is not in List.
+// Plan the deployment of the model called `name` from List on the start-up device (refusing with
+// the numbers when it does not fit, before any weight is read), bind the already-opened file and
+// start an engine that carves that plan's layout, with the KV type the options ask for (one of
+// KvTypes). Returns nullptr when `name` is not in List.
 // MakeExecutor<Model>::template make<KvElem>(options, engine_config, weights) builds the executor.
 template <class List, template <class> class MakeExecutor, class KvTypes>
 std::unique_ptr<program_engine> make_engine_from(std::shared_ptr<const model_file> file, std::string_view name,
                                                  std::shared_ptr<const tokenizer> tok, const engine_options& o,
-                                                 std::chrono::steady_clock::time_point t0) {
+                                                 const startup& st) {
   std::unique_ptr<program_engine> out;
+  const auto t0 = st.t0;
   for_each_type(List{}, [&](auto tag) {
     using M = typename decltype(tag)::type;
     if constexpr (M::runnable) {
       if (out || M::name != name) return;
       auto stops = default_stop_ids(tok.get());
-      const engine_config cfg = make_engine_config(o, M::max_positions, stops);
+      const bool gpu = st.device.kind == device_kind::cuda;
+      const plan_result plan = plan_at_startup<M>(st.device, limits_for(o, M::max_positions, gpu), o.fit, st.file_weight_bytes);
+      const std::string line = capacity_line(plan) + (o.fit ? " (--fit: context " + std::to_string(plan.config.max_seq_len) + ")" : "");
+      if (!o.quiet) std::fprintf(stderr, "%s\n", line.c_str());
+      const engine_config cfg = make_engine_config(o, planned_limits(plan), stops);
       auto bound = bind_model<M>(file);
       bool matched = false;
       auto start = [&](auto kv_tag) {
         using Kv = typename decltype(kv_tag)::type;
-        if (matched || dtype_of<Kv>::value != o.kv) return;
+        if (matched || dtype_of<Kv>::value != o.limits.kv) return;
         matched = true;
         auto exec = MakeExecutor<M>::template make<Kv>(o, cfg, bound.weights());
         out = std::make_unique<concrete_engine<M, decltype(exec), Kv>>(std::move(bound), tok, cfg, std::move(stops),
-                                                                        std::move(exec), t0);
+                                                                        std::move(exec), t0, line);
       };
       for_each_type(KvTypes{}, start);
       if (!matched)
-        throw error(errc::invalid_argument, "KV type " + std::string(to_string(o.kv)) + " is not built into the programs for the " +
+        throw error(errc::invalid_argument, "KV type " + std::string(to_string(o.limits.kv)) + " is not built into the programs for the " +
                                                 o.backend + " backend");
     }
   });
@@ -108,23 +136,17 @@ using cuda_kv_types = type_list<bf16, fp8_e4m3>;
 
 // One per family (engines_<family>.cpp): nullptr when the name is not one of theirs.
 using factory_fn = std::unique_ptr<program_engine> (*)(std::shared_ptr<const model_file>, std::string_view,
-                                                        std::shared_ptr<const tokenizer>, const engine_options&,
-                                                        std::chrono::steady_clock::time_point);
+                                                        std::shared_ptr<const tokenizer>, const engine_options&, const startup&);
 std::unique_ptr<program_engine> make_gemma1_engine(std::shared_ptr<const model_file>, std::string_view,
-                                                   std::shared_ptr<const tokenizer>, const engine_options&,
-                                                   std::chrono::steady_clock::time_point);
+                                                   std::shared_ptr<const tokenizer>, const engine_options&, const startup&);
 std::unique_ptr<program_engine> make_gemma2_engine(std::shared_ptr<const model_file>, std::string_view,
-                                                   std::shared_ptr<const tokenizer>, const engine_options&,
-                                                   std::chrono::steady_clock::time_point);
+                                                   std::shared_ptr<const tokenizer>, const engine_options&, const startup&);
 std::unique_ptr<program_engine> make_gemma3_engine(std::shared_ptr<const model_file>, std::string_view,
-                                                   std::shared_ptr<const tokenizer>, const engine_options&,
-                                                   std::chrono::steady_clock::time_point);
+                                                   std::shared_ptr<const tokenizer>, const engine_options&, const startup&);
 std::unique_ptr<program_engine> make_tiny_engine(std::shared_ptr<const model_file>, std::string_view,
-                                                 std::shared_ptr<const tokenizer>, const engine_options&,
-                                                 std::chrono::steady_clock::time_point);
+                                                 std::shared_ptr<const tokenizer>, const engine_options&, const startup&);
 // The CUDA programs (engines_cuda_*.cu, built when CUDA is): same contract.
 std::unique_ptr<program_engine> make_cuda_engine(std::shared_ptr<const model_file>, std::string_view,
-                                                 std::shared_ptr<const tokenizer>, const engine_options&,
-                                                 std::chrono::steady_clock::time_point);
+                                                 std::shared_ptr<const tokenizer>, const engine_options&, const startup&);
 
 }  // namespace gemmaforge::programs::detail

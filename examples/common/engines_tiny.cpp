@@ -9,10 +9,9 @@
 namespace gemmaforge::programs::detail {
 
 std::unique_ptr<program_engine> make_tiny_engine(std::shared_ptr<const model_file> file, std::string_view name,
-                                                   std::shared_ptr<const tokenizer> tok, const engine_options& o,
-                                                   std::chrono::steady_clock::time_point t0) {
+                                                   std::shared_ptr<const tokenizer> tok, const engine_options& o, const startup& st) {
   using list = type_list<models::tiny_gemma1, models::tiny_gemma2, models::tiny_gemma3>;
-  return make_engine_from<list, cpu_executor_maker, cpu_kv_types>(std::move(file), name, std::move(tok), o, t0);
+  return make_engine_from<list, cpu_executor_maker, cpu_kv_types>(std::move(file), name, std::move(tok), o, st);
 }
 
 }  // namespace gemmaforge::programs::detail

@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 
+#include <gemmaforge/backend/cpu/host_memory.hpp>
 #include <gemmaforge/io/default_model.hpp>
 #include <gemmaforge/io/model_file.hpp>
 #include <gemmaforge/io/weight_binding.hpp>
@@ -39,29 +40,51 @@ std::filesystem::path default_model_path() { return gemmaforge::default_model_pa
 
 namespace detail {
 
-engine_config make_engine_config(const engine_options& o, int model_max_positions, const std::vector<std::int32_t>& stop_ids) {
+serving_config limits_for(const engine_options& o, int model_max_positions, bool gpu) {
+  serving_config c = o.limits;
+  if (c.max_seq_len == 0) c.max_seq_len = std::uint32_t(std::min(model_max_positions, 8192));
+  if (o.fit) c.max_seq_len = std::uint32_t(model_max_positions);  // the search starts from the model's limit
+  // A GPU's pool takes every block its budget holds (as vLLM's does), unless told how many.
+  c.kv_fill = gpu && c.kv_blocks == 0;
+  return c;
+}
+
+engine_config make_engine_config(const engine_options& o, const serving_config& planned, const std::vector<std::int32_t>& stop_ids) {
   engine_config c;
-  if (o.ctx_size < 0) throw error(errc::invalid_argument, "--ctx-size must be >= 0");
-  if (o.max_batch <= 0) throw error(errc::invalid_argument, "--max-batch must be >= 1");
-  if (o.ctx_size > model_max_positions)
-    throw error(errc::invalid_argument, "--ctx-size " + std::to_string(o.ctx_size) + " exceeds the model's " +
-                                            std::to_string(model_max_positions) + " positions");
-  c.max_seq_len = o.ctx_size > 0 ? o.ctx_size : std::min(model_max_positions, 8192);
-  c.max_batch = o.max_batch;
-  c.prefill_chunk = std::min(o.prefill_chunk, c.max_seq_len);
-  c.kv_blocks = o.kv_blocks;
-  c.prefix_slots = o.prefix_slots;
+  c.limits = planned;
   c.max_queue = o.max_queue;
-  c.logits_rows = o.logits_rows;
   c.threaded = o.threaded;
   c.stop_ids = stop_ids;
   return c;
 }
 
+// The host as the plan sees it: what the system reports available (MemAvailable, or the cgroup's
+// limit less its usage), no reserve. When nothing is reported, the physical total, else 1 TiB
+// (the executor's own check then has nothing to compare with either).
+device_info host_device_info() {
+  const cpu::host_memory m = cpu::query_host_memory();
+  device_info d;
+  d.name = "host";
+  static std::string source;  // device_info holds views: keep the text alive
+  source = m.source.empty() ? std::string("memory not reported") : m.source;
+  d.description = source;
+  d.kind = device_kind::host;
+  d.memory_bytes = !m.source.empty() ? m.available : m.total > 0 ? m.total : (std::uint64_t(1) << 40);
+  return d;
+}
+
+// Bytes of every tensor the file stores (a GPU pads each to 256 bytes and adds RoPE tables).
+std::uint64_t file_weight_bytes(const model_file& f, bool gpu) {
+  std::uint64_t n = 0;
+  for (const source_tensor& t : f.tensors()) n += gpu ? round_up(t.n_bytes, 256) : t.n_bytes;
+  return gpu ? n + 64 * KiB : n;
+}
+
 }  // namespace detail
 
 std::unique_ptr<program_engine> open_engine(const engine_options& opts) {
-  const auto t0 = std::chrono::steady_clock::now();
+  detail::startup st;
+  st.t0 = std::chrono::steady_clock::now();
   const std::filesystem::path path = opts.model.empty() ? default_model_path() : opts.model;
   auto file = model_file::open(path);
   const std::string_view name = identify_model<all_models>(*file);
@@ -79,15 +102,18 @@ std::unique_ptr<program_engine> open_engine(const engine_options& opts) {
   } catch (const error& e) {
     if (file->gguf()) throw;  // a GGUF file must carry its vocabulary; HF directories may not
   }
+  st.file_weight_bytes = detail::file_weight_bytes(*file, opts.backend == "cuda");
 #if defined(GF_PROGRAMS_HAVE_CUDA)
   if (opts.backend == "cuda") {
-    if (auto e = detail::make_cuda_engine(file, name, tok, opts, t0)) return e;
+    st.device = detail::cuda_device_info(0);
+    if (auto e = detail::make_cuda_engine(file, name, tok, opts, st)) return e;
   } else
 #endif
   {
+    st.device = detail::host_device_info();
     for (detail::factory_fn make : {detail::make_gemma1_engine, detail::make_gemma2_engine, detail::make_gemma3_engine,
                                     detail::make_tiny_engine})
-      if (auto e = make(file, name, tok, opts, t0)) return e;
+      if (auto e = make(file, name, tok, opts, st)) return e;
   }
   throw error(errc::invalid_argument, file->path() + ": " + std::string(name) + " cannot be run (planning-only descriptor)");
 }

@@ -25,19 +25,19 @@ struct engine_options {
   std::filesystem::path model;     // GGUF file or HF checkpoint directory; empty = the default model
   std::string backend = "cpu";     // "cpu" or "cuda" (when built with CUDA)
   int threads = 0;                 // CPU threads; 0 = every core
-  int ctx_size = 0;                // max sequence length; 0 = min(the model's context, 8192)
-  int max_batch = 1;               // sequences decoded together
-  int prefill_chunk = 256;         // prompt tokens per step
-  dtype kv = dtype::bf16;          // KV cache element type
-  int kv_blocks = 0;               // 0 = enough for max_batch full-length sequences
-  int prefix_slots = 8;            // prefix-cache entries (system prompts, chat histories)
-  int logits_rows = 0;             // 0 = max_batch (perplexity asks for a chunk's worth)
-  int max_queue = 1024;            // waiting requests before submit() refuses
+  // Every size, in the plan's vocabulary (plan/serving_config.hpp), set from the flags.
+  // max_seq_len 0 = min(the model's context, 8192); the memory fraction applies to what the host
+  // reports available (CPU) or to the GPU's memory; a GPU deployment fills its budget with KV
+  // blocks unless kv_blocks is set.
+  serving_config limits{.max_seq_len = 0, .max_batch = 1, .prefill_chunk = 512, .prefix_slots = 8};
+  bool fit = false;                // --fit / -c 0: the largest context that fits, found at start-up
+  std::int32_t max_queue = 1024;   // waiting requests before submit() refuses
   bool threaded = false;           // run steps on a worker thread (the server does)
   // CPU matmuls of quantized weights: "int16" (15-bit activations, the default: logits within
   // ~0.002 of exact), "int8" (fastest, llama.cpp's rounding), "exact" (f32 activations, slowest).
   std::string matmul = "int16";
   bool progress = true;            // loading progress bar (only when stderr is a terminal)
+  bool quiet = false;              // do not print the plan's capacity line at start-up
 };
 
 struct model_info {
@@ -48,7 +48,8 @@ struct model_info {
   int vocab = 0, hidden = 0, layers = 0, max_positions = 0;
   std::uint64_t weight_bytes = 0; // as stored in the file
   std::string weights;            // per-format summary for the load log
-  std::uint64_t arena_bytes = 0;  // KV pool + workspace allocated at start-up
+  std::uint64_t arena_bytes = 0;  // the planned layout, as allocated at start-up (KV pool + workspace)
+  std::string plan;               // the capacity line, e.g. "plan: 11008 tokens of KV fit, 8192 needed"
   std::string kv;                 // KV element type
   std::string isa;                // CPU kernels selected (avx512 / avx2 / scalar) or the GPU
 };
@@ -84,8 +85,12 @@ class program_engine {
   double load_seconds_ = 0;
 };
 
-// Open a model and start an engine for it. Errors (missing file, corrupt file, no matching
-// descriptor, a config that does not fit) throw gf::error with a one-line message.
+// Open a model and start an engine for it. Before any weight is read, the deployment is planned
+// for the model found in the file and the memory found at start-up (host: MemAvailable or the
+// cgroup limit; GPU: cudaMemGetInfo): a plan that does not fit throws errc::out_of_memory with
+// the numbers and what to lower (the programs exit 2); with opts.fit the context is the largest
+// that fits. The engine then carves exactly that plan's layout. Other errors (missing or corrupt
+// file, no matching descriptor) throw gf::error with a one-line message.
 std::unique_ptr<program_engine> open_engine(const engine_options& opts);
 
 // The default model installed by scripts/setup: $GEMMAFORGE_MODEL if set, else the file the PyPI

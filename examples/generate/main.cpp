@@ -96,7 +96,7 @@ int main(int argc, char** argv) {
     const auto& info = eng->info();
     std::fprintf(stderr, "model: %s (%s), %s\n", info.name.c_str(), info.path.c_str(), info.weights.c_str());
     std::fprintf(stderr, "engine: %s, KV %s, context %d, arena %s, loaded in %.2f s\n", info.isa.c_str(), info.kv.c_str(),
-                 eng->config().max_seq_len, gf::format_bytes(info.arena_bytes).c_str(), eng->load_seconds());
+                 int(eng->config().limits.max_seq_len), gf::format_bytes(info.arena_bytes).c_str(), eng->load_seconds());
 
     gf::generation_request req;
     if (!prompt_ids.empty()) {

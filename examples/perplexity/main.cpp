@@ -36,7 +36,7 @@ int main(int argc, char** argv) {
   std::string kv, text_file, tokens_file;
   int chunks = -1;
   gp::add_engine_flags(app, eo, kv);
-  eo.ctx_size = 512;
+  eo.limits.max_seq_len = 512;
   auto* f_opt = app.add_option("-f,--file", text_file, "text to evaluate");
   auto* t_opt = app.add_option("--tokens", tokens_file, "file of whitespace-separated token ids instead of text (used as given)");
   f_opt->excludes(t_opt);
@@ -46,12 +46,12 @@ int main(int argc, char** argv) {
   try {
     gp::finish_engine_flags(eo, kv);
     if (text_file.empty() && tokens_file.empty()) throw gf::error(gf::errc::invalid_argument, "give a text with -f FILE or ids with --tokens FILE");
-    const int n_ctx = eo.ctx_size;
-    if (n_ctx < 8) throw gf::error(gf::errc::invalid_argument, "--ctx-size must be at least 8");
-    eo.prefill_chunk = std::min(eo.prefill_chunk, n_ctx);
-    eo.logits_rows = eo.prefill_chunk;  // every prompt row of a chunk step yields logits
-    eo.prefix_slots = 0;                // chunks are independent: nothing to share
-    eo.max_batch = 1;
+    const int n_ctx = int(eo.limits.max_seq_len);
+    if (eo.fit || n_ctx < 8) throw gf::error(gf::errc::invalid_argument, "--ctx-size must be at least 8");
+    eo.limits.prefill_chunk = std::min(eo.limits.prefill_chunk, eo.limits.max_seq_len);
+    eo.limits.logits_rows = eo.limits.prefill_chunk;  // every prompt row of a chunk step yields logits
+    eo.limits.prefix_slots = 0;                // chunks are independent: nothing to share
+    eo.limits.max_batch = 1;
     auto eng = gp::open_engine(eo);
     const auto& info = eng->info();
     std::vector<std::int32_t> tokens;

@@ -41,12 +41,12 @@ struct bad_input {
 
 // Whole-string unsigned parse: CLI11 alone would accept "-1" for an unsigned on some versions
 // and we want one consistent message for every numeric flag.
-std::uint32_t parse_count(const std::string& flag, const std::string& text, std::uint32_t max) {
+std::uint32_t parse_count(const std::string& flag, const std::string& text, std::uint32_t max, bool zero_ok = false) {
   std::uint64_t v = 0;
   const char* end = text.data() + text.size();
   const auto [ptr, ec] = std::from_chars(text.data(), end, v);
   if (text.empty() || ec != std::errc{} || ptr != end) fail(fmt::format("{} expects a positive integer, got '{}'", flag, text));
-  if (v == 0) fail(fmt::format("{} must be at least 1", flag));
+  if (v == 0 && !zero_ok) fail(fmt::format("{} must be at least 1", flag));
   if (v > max) fail(fmt::format("{} must be at most {}, got {}", flag, max, v));
   return std::uint32_t(v);
 }
@@ -97,6 +97,7 @@ struct report_input {
   gf::device_info device;
   gf::serving_config config;
   bool json = false;
+  bool regions = false;
 };
 
 template <class Model>
@@ -110,7 +111,6 @@ int report(const report_input& in) {
   }
   const gf::plan_result p = gf::make_plan<Model>(d, c);
   const gf::vllm_estimate v = gf::vllm_formula<Model>(d, c);
-  const gf::workspace_sizes ws = gf::workspace_layout<Model>(c);
   const std::uint32_t longest = gf::max_context<Model>(d, c);
   const auto options = p.fits ? std::vector<gf::plan_option>{} : gf::suggest_options<Model>(d, c);
 
@@ -131,6 +131,17 @@ int report(const report_input& in) {
     j["budget_bytes"] = p.budget_bytes;
     j["weights_bytes"] = p.weights_bytes;
     j["workspace_bytes"] = p.workspace_bytes;
+    j["arena_bytes_allocated"] = p.arena_bytes;
+    j["host_staging_bytes"] = p.host_staging_bytes;
+    nlohmann::ordered_json regions = nlohmann::ordered_json::array();
+    for (std::size_t i = 0; i < p.layout.count; ++i) {
+      const gf::arena_region& r = p.layout.regions[i];
+      regions.push_back({{"name", std::string(r.name)},
+                         {"space", r.space == gf::memory_space::arena ? "arena" : "host"},
+                         {"bytes", r.bytes},
+                         {"offset", r.offset}});
+    }
+    j["regions"] = regions;
     j["reserve_bytes"] = p.reserve_bytes;
     j["kv_bytes_per_token"] = p.kv_bytes_per_token;
     j["kv_block_bytes"] = p.kv_block_bytes;
@@ -143,9 +154,8 @@ int report(const report_input& in) {
     j["arena_bytes"] = p.arena_bytes;
     j["headroom_bytes"] = p.headroom_bytes;
     j["config"] = config_json(c);
-    nlohmann::ordered_json wj = nlohmann::ordered_json::object();
-    for (const gf::workspace_buffer& b : ws.buffers()) wj[std::string(b.name)] = b.bytes;
-    j["workspace"] = wj;
+    j["prefix_snapshot_bytes"] = p.prefix_snapshot_bytes;
+    j["kv_allocated_tokens"] = p.kv_allocated_tokens;
     j["vllm_capacity_tokens"] = v.capacity_tokens;
     j["vllm_fits"] = v.fits;
     j["vllm"] = vllm_json(v);
@@ -174,13 +184,17 @@ int report(const report_input& in) {
   row(fmt::format("- weights ({}{})", gf::to_string(c.weights),
                   Model::tied_embedding ? ", tied embedding counted once" : ", untied head"),
       mib(p.weights_bytes), p.weights_bytes);
-  row(fmt::format("- workspace ({}-token step)", ws.step_tokens), mib(p.workspace_bytes), p.workspace_bytes);
+  row(fmt::format("- workspace ({}-token step, {} logits rows)", p.layout.step_tokens, p.layout.logits_rows),
+      mib(p.workspace_bytes), p.workspace_bytes);
   row(d.kind == gf::device_kind::cuda
           ? fmt::format("- reserve (CUDA context {} + cuBLAS {} MiB)", mib(d.context_reserve_bytes), mib(d.blas_workspace_bytes))
           : std::string("- reserve (none on the host)"),
       mib(p.reserve_bytes), p.reserve_bytes);
   row(fmt::format("- local-layer rings ({} seq x {} layers x {} blocks)", c.max_batch, p.local_layers, p.ring_blocks),
       mib(p.ring_bytes), p.ring_bytes);
+  if (c.prefix_slots > 0)
+    row(fmt::format("- prefix-cache ring snapshots ({} slots)", c.prefix_slots), mib(p.prefix_snapshot_bytes),
+        p.prefix_snapshot_bytes);
   fmt::print("  {:<58} {:>10} MiB {:>15}\n", "= left for the global-layer KV pool", mib(p.pool_bytes_available),
              p.pool_bytes_available);
   const char* scale_note = gf::kv_dtype_has_scale(c.kv) ? " + f32 scale per token and head" : "";
@@ -197,7 +211,18 @@ int report(const report_input& in) {
     fmt::print("  no global layers: each sequence costs its rings only; {} full-length sequences fit = {} tokens; needed {}\n",
                p.max_sequences, p.kv_capacity_tokens, p.needed_tokens);
   }
-  fmt::print("  headroom: {} MiB\n\n", mib(p.headroom_bytes));
+  fmt::print("  headroom: {} MiB\n", mib(p.headroom_bytes));
+  fmt::print("  allocated: {} blocks = {} tokens of KV{}\n\n", p.kv_allocated_blocks, p.kv_allocated_tokens,
+             c.kv_fill ? " (every block the budget holds)" : "");
+  if (in.regions) {
+    fmt::print("arena layout (what the engine carves, in this order):\n");
+    for (std::size_t i = 0; i < p.layout.count; ++i) {
+      const gf::arena_region& r = p.layout.regions[i];
+      fmt::print("  {:<26} {:<6} {:>12} MiB {:>15} at {}\n", r.name, r.space == gf::memory_space::arena ? "arena" : "host",
+                 mib(r.bytes), r.bytes, r.offset);
+    }
+    fmt::print("  = arena {} bytes, host staging {} bytes\n\n", p.arena_bytes, p.host_staging_bytes);
+  }
 
   const std::string longest_text =
       longest == 0 ? std::string("none")
@@ -249,8 +274,8 @@ void list_all() {
 int run(int argc, char** argv) {
   CLI::App app{"gemmaforge-plan: plan a model's memory on a device (exit 0 fits, 1 does not fit, 2 bad input)"};
   std::string model, device, max_seq_len, batch = "1", weights = "bf16", kv = "bf16", fraction_text = "0.90",
-                                                prefill = "512", block = "16";
-  bool json = false, list = false;
+                                                prefill = "512", block = "16", prefix_slots = "0";
+  bool json = false, list = false, regions = false, fill = false;
   // Repeated options: the last one wins, so a script can append an override to a base command.
   app.add_option("--model", model, "model name (see --list)")->take_last();
   app.add_option("--device", device, "device name (see --list)")->take_last();
@@ -261,6 +286,10 @@ int run(int argc, char** argv) {
   app.add_option("--memory-fraction", fraction_text, "fraction of device memory to use, in (0, 1] (default 0.90)")->take_last();
   app.add_option("--prefill-chunk", prefill, "prompt tokens per step (default 512)")->take_last();
   app.add_option("--block-tokens", block, "tokens per KV block, a power of two (default 16)")->take_last();
+  app.add_option("--prefix-slots", prefix_slots, "prefix-cache entries, each with a snapshot of a sequence's rings (default 0)")
+      ->take_last();
+  app.add_flag("--fill", fill, "allocate every KV block the budget holds (what a GPU deployment does)");
+  app.add_flag("--regions", regions, "print the arena layout: every region the engine carves");
   app.add_flag("--json", json, "print one JSON object");
   app.add_flag("--list", list, "list models and devices");
   try {
@@ -279,7 +308,7 @@ int run(int argc, char** argv) {
   const std::optional<gf::device_info> dev = gf::find_device(device);
   if (!dev) fail(fmt::format("unknown device '{}' (see --list)", device));
 
-  report_input in{*dev, {}, json};
+  report_input in{*dev, {}, json, regions};
   gf::serving_config& c = in.config;
   c.max_batch = parse_count("--batch", batch, gf::max_supported_batch);
   if (!gf::parse_weight_scheme(weights, c.weights)) fail(fmt::format("unknown weight scheme '{}'", weights));
@@ -287,6 +316,8 @@ int run(int argc, char** argv) {
   c.memory_permille = parse_fraction(fraction_text);
   c.prefill_chunk = parse_count("--prefill-chunk", prefill, gf::max_supported_seq_len);
   c.block_tokens = parse_count("--block-tokens", block, gf::max_block_tokens);
+  c.prefix_slots = parse_count("--prefix-slots", prefix_slots, gf::max_supported_batch, true);
+  c.kv_fill = fill;
   if (const std::string_view e = gf::validate(gf::serving_config{.block_tokens = c.block_tokens}); !e.empty())
     fail(std::string(e));
 

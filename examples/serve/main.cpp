@@ -41,7 +41,7 @@ bool is_loopback(const std::string& host) { return host == "127.0.0.1" || host =
 int main(int argc, char** argv) {
   CLI::App app{"gemmaforge-serve: OpenAI-compatible HTTP server for Gemma models", "gemmaforge-serve"};
   gp::engine_options eo;
-  eo.max_batch = 4;
+  eo.limits.max_batch = 4;
   eo.threaded = true;
   std::string kv;
   gs::server_options so;
@@ -51,10 +51,10 @@ int main(int argc, char** argv) {
   gp::add_engine_flags(app, eo, kv);
   app.add_option("--host", host, "address to listen on (default 127.0.0.1: this machine only)");
   app.add_option("--port", port, "TCP port; 0 = any free port (the `listening on` line says which)")->check(CLI::Range(0, 65535));
-  app.add_option("-b,--max-batch", eo.max_batch, "sequences decoded together (continuous batching)")->check(CLI::PositiveNumber);
+  app.add_option("-b,--max-batch", eo.limits.max_batch, "sequences decoded together (continuous batching)")->check(CLI::PositiveNumber);
   app.add_option("--max-queue", eo.max_queue, "requests waiting for a batch slot or KV blocks; past it: HTTP 429")
       ->check(CLI::NonNegativeNumber);
-  app.add_option("--prefix-slots", eo.prefix_slots, "prefix-cache entries (system prompts, chat histories)")->check(CLI::NonNegativeNumber);
+  app.add_option("--prefix-slots", eo.limits.prefix_slots, "prefix-cache entries (system prompts, chat histories)")->check(CLI::NonNegativeNumber);
   app.add_option("--api-key", so.api_key, "require 'Authorization: Bearer KEY' on /v1/ endpoints")->envname("GEMMAFORGE_API_KEY");
   app.add_option("--model-alias", so.model_alias, "model id to list and accept (default: the model's registry name)");
   app.add_option("--max-body-bytes", so.max_body_bytes, "largest request body; larger ones get HTTP 413")->check(CLI::PositiveNumber);
@@ -96,7 +96,7 @@ int main(int argc, char** argv) {
     const auto& info = eng->info();
     std::fprintf(stderr, "info: model: %s (%s), %s\n", info.name.c_str(), info.path.c_str(), info.weights.c_str());
     std::fprintf(stderr, "info: engine: %s, KV %s, context %d, max batch %d, queue %d, arena %s, loaded in %.2f s\n",
-                 info.isa.c_str(), info.kv.c_str(), eng->config().max_seq_len, eng->config().max_batch, eng->config().max_queue,
+                 info.isa.c_str(), info.kv.c_str(), int(eng->config().limits.max_seq_len), int(eng->config().limits.max_batch), eng->config().max_queue,
                  gf::format_bytes(info.arena_bytes).c_str(), eng->load_seconds());
     if (!is_loopback(host) && so.api_key.empty())
       std::fprintf(stderr, "warn: listening on %s without --api-key: anyone who reaches it can use it\n", host.c_str());

@@ -202,7 +202,7 @@ generation_request openai_server::build_request(const openai_request& r, program
       throw invalid_request(e.what(), "messages", "invalid_messages");
     }
   }
-  const std::int64_t ctx = eng.config().max_seq_len, p = std::int64_t(g.prompt.size());
+  const std::int64_t ctx = std::int64_t(eng.config().limits.max_seq_len), p = std::int64_t(g.prompt.size());
   // The context checks, with vLLM's wording and numbers.
   if (p >= ctx)
     throw invalid_request("This model's maximum context length is " + std::to_string(ctx) + " tokens. However, your " + what +
@@ -305,7 +305,7 @@ void openai_server::handle_generate(api_kind kind, const httplib::Request& req, 
 
 void openai_server::handle_models(httplib::Response& res) const {
   const auto& eng = engine_or_503();
-  res.set_content(models_body(model_id_, started_unix_, eng.config().max_seq_len), "application/json");
+  res.set_content(models_body(model_id_, started_unix_, std::int64_t(eng.config().limits.max_seq_len)), "application/json");
 }
 
 void openai_server::handle_health(httplib::Response& res) const {

@@ -45,6 +45,20 @@ inline void run_schedule(gc::attention_schedule sched, float softcap, const sche
   const int n_seqs = int(steps.front().size());
   gf::testing::random_model<Model> rm(seed);
 
+  // The planned layout of this harness: steps of up to 96 rows (95-token chunks + a decode row), n_seqs
+  // sequences of 160 tokens, 10 blocks each.
+  gc::cuda_executor_config xc;
+  xc.attention = sched;
+  xc.attn_split_tokens = 32;
+  xc.decode_graphs = false;  // ops must run now: the test reads outputs without logits_to_host
+  gf::layout_inputs in;
+  in.backend = gf::backend_kind::cuda;
+  in.config = gf::serving_config{.max_seq_len = 160, .max_batch = std::uint32_t(n_seqs), .kv = gf::dtype_of<Kv>::value,
+                                 .prefill_chunk = std::uint32_t(96 - n_seqs), .block_tokens = 16,
+                                 .kv_blocks = std::uint32_t(n_seqs * 10)};
+  in.device_weight_bytes = gc::cuda_executor::device_weight_bytes(rm.w);
+  in.cuda.attn_split_tokens = xc.attn_split_tokens;
+  const gf::arena_layout L = gf::make_arena_layout<Model>(in);
   gf::kv_pool_config pc;
   pc.block_tokens = 16;
   pc.max_batch = n_seqs;
@@ -52,21 +66,11 @@ inline void run_schedule(gc::attention_schedule sched, float softcap, const sche
   pc.prefix_slots = 0;
   pc.global_blocks = n_seqs * 10;
   const std::uint64_t pool_bytes = gf::kv_pool<Model, Kv>::bytes_required(pc);
-
-  gc::cuda_executor_config xc;
-  xc.max_step_tokens = 96;
-  xc.max_batch = n_seqs;
-  xc.max_seq_len = pc.max_seq_len;
-  xc.block_tokens = pc.block_tokens;
-  xc.attention = sched;
-  xc.attn_split_tokens = 32;
-  xc.decode_graphs = false;  // ops must run now: the test reads outputs without logits_to_host
-  xc.arena_bytes = gc::cuda_executor::device_weight_bytes(rm.w) + pool_bytes +
-                   gc::cuda_executor::scratch_bytes(gc::cuda_executor::shape_of(rm.w), xc) + gf::MiB;
+  xc.arena_bytes = L.arena_bytes;
   gc::cuda_executor exec(xc);
   exec.prepare_weights(rm.w);
-  std::byte* region = exec.allocate_arena(pool_bytes);
-  gf::kv_pool<Model, Kv> dpool(pc, region, exec.kv_copy());
+  const gf::arena_memory mem = exec.template allocate_arena<Model, Kv>(L);
+  gf::kv_pool<Model, Kv> dpool(pc, L.pointer("kv_global", mem.arena), L.pointer("kv_local", mem.arena), exec.kv_copy());
   std::vector<double> hmem(pool_bytes / 8 + 1);
   gf::kv_pool<Model, Kv> hpool(pc, reinterpret_cast<std::byte*>(hmem.data()));
   gf::testing::naive_executor naive;
@@ -143,7 +147,11 @@ inline void run_schedule(gc::attention_schedule sched, float softcap, const sche
   // The device pool holds what the naive executor's pool holds, for every written vector.
   std::vector<double> dmem(hmem.size());
   exec.synchronize();
-  GF_REQUIRE_CUDA(cudaMemcpy(dmem.data(), region, pool_bytes, cudaMemcpyDeviceToHost));
+  // The host pool is one contiguous block (global planes, then local): copy the two device regions so.
+  const std::uint64_t global_bytes = gf::kv_pool<Model, Kv>::global_bytes(pc);
+  GF_REQUIRE_CUDA(cudaMemcpy(dmem.data(), L.pointer("kv_global", mem.arena), global_bytes, cudaMemcpyDeviceToHost));
+  GF_REQUIRE_CUDA(cudaMemcpy(reinterpret_cast<std::byte*>(dmem.data()) + global_bytes, L.pointer("kv_local", mem.arena),
+                             pool_bytes - global_bytes, cudaMemcpyDeviceToHost));
   std::size_t bad = 0;
   for (int s = 0; s < n_seqs; ++s)
     for (int layer = 0; layer < 2; ++layer) {

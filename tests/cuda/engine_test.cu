@@ -35,13 +35,21 @@ namespace {
 template <class Model, class Kv>
 gc::cuda_executor make_executor(const gf::model_weights<Model>& w, const gf::engine_config& c,
                                 gc::cuda_executor_config x = {}) {
-  auto cfg = gc::cuda_executor_config::for_engine(c);
+  gc::cuda_executor_config cfg;
   cfg.quant_precision = x.quant_precision;
   cfg.gemm = x.gemm;
   cfg.attention = x.attention;
   cfg.attn_split_tokens = x.attn_split_tokens > 0 ? x.attn_split_tokens : 32;  // several splits even at 64 tokens
   cfg.decode_graphs = x.decode_graphs;
-  cfg.arena_bytes = gc::cuda_executor::required_arena_bytes<Model, Kv>(w, c, cfg);
+  // The planned layout of this engine: what the executor's one cudaMalloc holds.
+  gf::layout_inputs in;
+  in.backend = gf::backend_kind::cuda;
+  in.config = c.limits;
+  in.config.kv = gf::dtype_of<Kv>::value;
+  in.device_weight_bytes = gc::cuda_executor::device_weight_bytes(w);
+  in.cuda.cublaslt = cfg.gemm == gc::prefill_gemm::cublaslt;
+  in.cuda.attn_split_tokens = cfg.attn_split_tokens;
+  cfg.arena_bytes = gf::make_arena_layout<Model>(in).arena_bytes;
   return gc::cuda_executor(cfg);
 }
 
@@ -94,8 +102,7 @@ TEMPLATE_TEST_CASE("cuda engine: greedy tokens and prompt logits match the naive
   std::mt19937 rng(3);
   std::vector<std::vector<std::int32_t>> prompts;
   for (int i = 0; i < 5; ++i) prompts.push_back(random_prompt(rng, 6 + 5 * i));
-  gf::engine_config c{.max_seq_len = 64, .max_batch = 3, .prefill_chunk = 5, .block_tokens = 4, .prefix_slots = 0,
-                      .logits_rows = 8};
+  gf::engine_config c{.limits = {.max_seq_len = 64, .max_batch = 3, .prefill_chunk = 5, .block_tokens = 4, .prefix_slots = 0, .logits_rows = 8}};
   const auto ref = run_engine<M, float>(m.w, c, naive_executor{}, prompts, 10);
   const auto got = run_engine<M, float>(m.w, c, make_executor<M, float>(m.w, c), prompts, 10);
   for (std::size_t i = 0; i < prompts.size(); ++i) {
@@ -113,8 +120,7 @@ TEMPLATE_TEST_CASE("cuda engine: KV dtypes match the naive executor with the sam
   std::mt19937 rng(4);
   std::vector<std::vector<std::int32_t>> prompts;
   for (int i = 0; i < 3; ++i) prompts.push_back(random_prompt(rng, 9 + 7 * i));
-  gf::engine_config c{.max_seq_len = 64, .max_batch = 2, .prefill_chunk = 6, .block_tokens = 4, .prefix_slots = 0,
-                      .logits_rows = 8};
+  gf::engine_config c{.limits = {.max_seq_len = 64, .max_batch = 2, .prefill_chunk = 6, .block_tokens = 4, .prefix_slots = 0, .logits_rows = 8}};
   const auto ref = run_engine<M, Kv>(m.w, c, naive_executor{}, prompts, 8);
   const auto got = run_engine<M, Kv>(m.w, c, make_executor<M, Kv>(m.w, c), prompts, 8);
   for (std::size_t i = 0; i < prompts.size(); ++i) CHECK(got.tokens[i] == ref.tokens[i]);
@@ -130,13 +136,11 @@ TEMPLATE_TEST_CASE("cuda engine: results are bit-identical across batching, chun
   for (int i = 0; i < 4; ++i) prompts.push_back(random_prompt(rng, 11 + 6 * i));
   const int max_tokens = 12;
 
-  gf::engine_config alone_cfg{.max_seq_len = 64, .max_batch = 1, .prefill_chunk = 64, .block_tokens = 4,
-                              .prefix_slots = 0, .logits_rows = 64};
+  gf::engine_config alone_cfg{.limits = {.max_seq_len = 64, .max_batch = 1, .prefill_chunk = 64, .block_tokens = 4, .prefix_slots = 0, .logits_rows = 64}};
   const auto alone = run_engine<M, gf::bf16>(m.w, alone_cfg, make_executor<M, gf::bf16>(m.w, alone_cfg),
                                              {prompts[0]}, max_tokens);
 
-  gf::engine_config batched{.max_seq_len = 64, .max_batch = 3, .prefill_chunk = 5, .block_tokens = 4,
-                            .prefix_slots = 0, .logits_rows = 8};
+  gf::engine_config batched{.limits = {.max_seq_len = 64, .max_batch = 3, .prefill_chunk = 5, .block_tokens = 4, .prefix_slots = 0, .logits_rows = 8}};
   struct variant {
     const char* name;
     gc::cuda_executor_config x;
@@ -174,7 +178,7 @@ TEST_CASE("cuda engine: decode graphs are captured once per batch size and repla
   using M = gf::models::tiny_gemma3;
   gf::testing::random_model<M> m(5);
   std::mt19937 rng(2);
-  gf::engine_config c{.max_seq_len = 64, .max_batch = 2, .prefill_chunk = 8, .block_tokens = 4, .prefix_slots = 0};
+  gf::engine_config c{.limits = {.max_seq_len = 64, .max_batch = 2, .prefill_chunk = 8, .block_tokens = 4, .prefix_slots = 0}};
   gf::basic_engine<M, gc::cuda_executor, gf::bf16> eng(m.w, c, make_executor<M, gf::bf16>(m.w, c));
   auto h1 = eng.submit(greedy(random_prompt(rng, 7), 20));
   auto h2 = eng.submit(greedy(random_prompt(rng, 9), 20));
@@ -183,6 +187,21 @@ TEST_CASE("cuda engine: decode graphs are captured once per batch size and repla
   CHECK(h2->completion_tokens() == 20);
   CHECK(eng.executor().graph_captures() >= 1);
   CHECK(eng.executor().graph_replays() >= 10);
+}
+
+TEST_CASE("cuda engine: the device arena is the planned layout, byte for byte", "[cuda][engine][plan]") {
+  using M = gf::models::tiny_gemma2;
+  gf::testing::random_model<M> m(6);
+  for (std::uint32_t prefix : {0u, 8u}) {
+    gf::engine_config c{.limits = {.max_seq_len = 64, .max_batch = 3, .prefill_chunk = 8, .block_tokens = 4, .prefix_slots = prefix}};
+    gf::basic_engine<M, gc::cuda_executor, gf::fp8_e4m3> eng(m.w, c, make_executor<M, gf::fp8_e4m3>(m.w, c));
+    const gf::arena_layout& L = eng.layout();
+    INFO("prefix slots " << prefix);
+    CHECK(L.backend == gf::backend_kind::cuda);
+    CHECK(eng.executor().arena().capacity() == L.arena_bytes);  // the one cudaMalloc
+    CHECK(eng.executor().arena().used() == L.arena_bytes);      // weights + every planned region, nothing else
+    CHECK(L.bytes("kv_local") > 0);
+  }
 }
 
 TEST_CASE("cuda engine: quantized weights on the int8 and exact paths", "[cuda][engine][quant]") {
@@ -215,8 +234,7 @@ TEST_CASE("cuda engine: quantized weights on the int8 and exact paths", "[cuda][
     for (gf::weight_view* v : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) requant(*v);
   std::mt19937 rng(6);
   const std::vector<std::vector<std::int32_t>> prompts{random_prompt(rng, 13)};
-  gf::engine_config c{.max_seq_len = 32, .max_batch = 1, .prefill_chunk = 16, .block_tokens = 4, .prefix_slots = 0,
-                      .logits_rows = 16};
+  gf::engine_config c{.limits = {.max_seq_len = 32, .max_batch = 1, .prefill_chunk = 16, .block_tokens = 4, .prefix_slots = 0, .logits_rows = 16}};
   gc::cuda_executor_config exact;
   exact.quant_precision = gc::matmul_precision::exact;
   const auto a = run_engine<M, float>(m.w, c, make_executor<M, float>(m.w, c, exact), prompts, 4);
@@ -229,8 +247,7 @@ TEST_CASE("cuda engine: the cuBLASLt prefill agrees with the canonical GEMM", "[
   gf::testing::random_model<M> m(41);
   std::mt19937 rng(12);
   const std::vector<std::vector<std::int32_t>> prompts{random_prompt(rng, 30), random_prompt(rng, 12)};
-  gf::engine_config c{.max_seq_len = 64, .max_batch = 2, .prefill_chunk = 16, .block_tokens = 4, .prefix_slots = 0,
-                      .logits_rows = 16};
+  gf::engine_config c{.limits = {.max_seq_len = 64, .max_batch = 2, .prefill_chunk = 16, .block_tokens = 4, .prefix_slots = 0, .logits_rows = 16}};
   gc::cuda_executor_config blas;
   blas.gemm = gc::prefill_gemm::cublaslt;
   const auto a = run_engine<M, float>(m.w, c, make_executor<M, float>(m.w, c), prompts, 6);

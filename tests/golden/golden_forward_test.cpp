@@ -38,11 +38,11 @@ template <class Model, class Executor>
 run_result<Model, Executor> run(const gf::model_weights<Model>& w, Executor exec, const std::vector<std::int32_t>& ids,
                                 const std::vector<std::int32_t>& greedy_prompt, int n_greedy, int chunk = 64) {
   gf::engine_config c;
-  c.max_seq_len = std::max<int>(int(ids.size()), int(greedy_prompt.size()) + n_greedy) + 1;
-  c.max_batch = 1;
-  c.prefill_chunk = chunk;
-  c.logits_rows = chunk;
-  c.prefix_slots = 0;
+  c.limits.max_seq_len = std::max<int>(int(ids.size()), int(greedy_prompt.size()) + n_greedy) + 1;
+  c.limits.max_batch = 1;
+  c.limits.prefill_chunk = chunk;
+  c.limits.logits_rows = chunk;
+  c.limits.prefix_slots = 0;
   gf::basic_engine<Model, Executor, float> eng(w, c, std::move(exec));
   run_result<Model, Executor> out;
   out.logits.resize(ids.size() * std::size_t(Model::vocab));

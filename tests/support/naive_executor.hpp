@@ -14,21 +14,24 @@
 #include <gemmaforge/kv/kv_codec.hpp>
 #include <gemmaforge/kv/kv_pool.hpp>
 #include <gemmaforge/model/weights.hpp>
+#include <gemmaforge/plan/arena_layout.hpp>
 #include <gemmaforge/runtime/step.hpp>
 
 namespace gemmaforge::testing {
 
 class naive_executor {
  public:
-  std::byte* allocate_arena(std::uint64_t bytes) {
-    arena_.assign(bytes / sizeof(double) + 1, 0.0);
-    return reinterpret_cast<std::byte*>(arena_.data());
+  // The CPU backend's layout (its scratch regions go unused here).
+  static constexpr backend_kind backend = backend_kind::cpu;
+  void describe_layout(layout_inputs& in) const { in.backend = backend; }
+  template <class Model, class KvElem>
+  arena_memory allocate_arena(const arena_layout& L) {
+    arena_.assign(L.arena_bytes / sizeof(double) + 1, 0.0);
+    return arena_memory{reinterpret_cast<std::byte*>(arena_.data()), nullptr};
   }
   copy_fn kv_copy() const { return host_copy; }
   template <class Model>
   const model_weights<Model>& prepare_weights(const model_weights<Model>& w) const { return w; }
-  template <class Model, class KvElem>
-  void reserve(int, int) {}
   template <class Model, class KvElem>
   void begin_step(kv_pool<Model, KvElem>&, const step_batch&) {}
   const float* logits_to_host(const float* logits, std::size_t) const { return logits; }

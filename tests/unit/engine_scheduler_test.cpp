@@ -28,7 +28,7 @@ std::vector<std::vector<std::int32_t>> run_alone(const gf::model_weights<Model>&
                                                  int max_tokens) {
   std::vector<std::vector<std::int32_t>> out;
   for (const auto& p : prompts) {
-    gf::engine_config c{.max_seq_len = 64, .max_batch = 1, .prefill_chunk = 5, .block_tokens = 4, .prefix_slots = 0};
+    gf::engine_config c{.limits = {.max_seq_len = 64, .max_batch = 1, .prefill_chunk = 5, .block_tokens = 4, .prefix_slots = 0}};
     naive_engine<Model, Kv> eng(w, c, naive_executor{});
     out.push_back(eng.generate(greedy(p, max_tokens))->output_tokens());
   }
@@ -47,7 +47,7 @@ TEMPLATE_TEST_CASE("engine: batched greedy outputs equal running each request al
   const auto alone = run_alone<M>(m.w, prompts, max_tokens);
 
   // A small pool: 3 slots and blocks for ~2.5 sequences, so requests queue and interleave.
-  gf::engine_config c{.max_seq_len = 64, .max_batch = 3, .prefill_chunk = 5, .block_tokens = 4, .kv_blocks = 20, .prefix_slots = 0};
+  gf::engine_config c{.limits = {.max_seq_len = 64, .max_batch = 3, .prefill_chunk = 5, .block_tokens = 4, .kv_blocks = 20, .prefix_slots = 0}};
   naive_engine<M> eng(m.w, c, naive_executor{});
   std::vector<gf::request_handle> hs;
   for (const auto& p : prompts) hs.push_back(eng.submit(greedy(p, max_tokens)));
@@ -83,7 +83,7 @@ TEST_CASE("engine: prefix sharing reuses the cached prompt and changes no output
     prompts.push_back(p);
   }
   const auto alone = run_alone<M>(m.w, prompts, 10);
-  gf::engine_config c{.max_seq_len = 64, .max_batch = 2, .prefill_chunk = 5, .block_tokens = 4, .prefix_slots = 2};
+  gf::engine_config c{.limits = {.max_seq_len = 64, .max_batch = 2, .prefill_chunk = 5, .block_tokens = 4, .prefix_slots = 2}};
   naive_engine<M> eng(m.w, c, naive_executor{});
   std::vector<gf::request_handle> hs;
   for (const auto& p : prompts) hs.push_back(eng.generate(greedy(p, 10)));
@@ -107,7 +107,7 @@ TEST_CASE("engine: a shared-prefix hint caches a system prompt for sliding-windo
     prompts.push_back(p);
   }
   const auto alone = run_alone<M>(m.w, prompts, 6);
-  gf::engine_config c{.max_seq_len = 64, .max_batch = 1, .prefill_chunk = 5, .block_tokens = 4, .prefix_slots = 4};
+  gf::engine_config c{.limits = {.max_seq_len = 64, .max_batch = 1, .prefill_chunk = 5, .block_tokens = 4, .prefix_slots = 4}};
   naive_engine<M> eng(m.w, c, naive_executor{});
   for (std::size_t i = 0; i < prompts.size(); ++i) {
     auto r = greedy(prompts[i], 6);
@@ -125,7 +125,7 @@ TEST_CASE("engine: a chat history continued next turn is not recomputed", "[cpu]
   using M = gf::models::tiny_gemma3;
   gf::testing::random_model<M> m(13);
   std::mt19937 rng(8);
-  gf::engine_config c{.max_seq_len = 128, .max_batch = 1, .prefill_chunk = 7, .block_tokens = 4, .prefix_slots = 2};
+  gf::engine_config c{.limits = {.max_seq_len = 128, .max_batch = 1, .prefill_chunk = 7, .block_tokens = 4, .prefix_slots = 2}};
   naive_engine<M> eng(m.w, c, naive_executor{});
   auto history = random_prompt(rng, 11);
   for (int turn = 0; turn < 3; ++turn) {
@@ -147,7 +147,7 @@ TEST_CASE("engine: pool exhaustion with 10x more requests than fit: all complete
   using M = gf::models::tiny_gemma1;
   gf::testing::random_model<M> m(5);
   // Blocks for exactly one 24-token request at a time; 10 requests.
-  gf::engine_config c{.max_seq_len = 32, .max_batch = 4, .prefill_chunk = 8, .block_tokens = 4, .kv_blocks = 6, .prefix_slots = 0};
+  gf::engine_config c{.limits = {.max_seq_len = 32, .max_batch = 4, .prefill_chunk = 8, .block_tokens = 4, .kv_blocks = 6, .prefix_slots = 0}};
   naive_engine<M> eng(m.w, c, naive_executor{});
   std::mt19937 rng(9);
   std::vector<gf::request_handle> hs;
@@ -170,7 +170,7 @@ TEST_CASE("engine: stop conditions, cancellation, and bad requests", "[cpu][engi
   gf::testing::random_model<M> m(3);
   std::mt19937 rng(1);
   const auto prompt = random_prompt(rng, 9);
-  gf::engine_config base{.max_seq_len = 32, .max_batch = 2, .prefill_chunk = 4, .block_tokens = 4, .prefix_slots = 0};
+  gf::engine_config base{.limits = {.max_seq_len = 32, .max_batch = 2, .prefill_chunk = 4, .block_tokens = 4, .prefix_slots = 0}};
   std::vector<std::int32_t> reference;
   {
     naive_engine<M> eng(m.w, base, naive_executor{});
@@ -237,7 +237,7 @@ TEST_CASE("engine: threaded worker serves concurrent submitters", "[cpu][engine]
   std::vector<std::vector<std::int32_t>> prompts;
   for (int i = 0; i < 6; ++i) prompts.push_back(random_prompt(rng, 5 + i));
   const auto alone = run_alone<M>(m.w, prompts, 6);
-  gf::engine_config c{.max_seq_len = 64, .max_batch = 3, .prefill_chunk = 5, .block_tokens = 4, .prefix_slots = 0, .threaded = true};
+  gf::engine_config c{.limits = {.max_seq_len = 64, .max_batch = 3, .prefill_chunk = 5, .block_tokens = 4, .prefix_slots = 0}, .threaded = true};
   naive_engine<M> eng(m.w, c, naive_executor{});
   std::vector<gf::request_handle> hs(prompts.size());
   std::vector<std::thread> clients;
@@ -253,8 +253,7 @@ TEST_CASE("engine: prompt scoring returns every position's logits, independent o
   std::mt19937 rng(2);
   const auto prompt = random_prompt(rng, 27);
   auto score = [&](int chunk, int logits_rows, int max_tokens) {
-    gf::engine_config c{.max_seq_len = 27 + max_tokens, .max_batch = 1, .prefill_chunk = chunk, .block_tokens = 4,
-                        .prefix_slots = 0, .logits_rows = logits_rows};
+    gf::engine_config c{.limits = {.max_seq_len = 27 + max_tokens, .max_batch = 1, .prefill_chunk = chunk, .block_tokens = 4, .prefix_slots = 0, .logits_rows = logits_rows}};
     naive_engine<M> eng(m.w, c, naive_executor{});
     std::vector<std::vector<float>> rows;
     auto r = greedy(prompt, max_tokens);

@@ -28,7 +28,7 @@ static_assert(seed_plan::kv_capacity_tokens >= 10'500);
 static_assert(seed_plan::kv_capacity_tokens % 16 == 0);
 static_assert(seed_plan::needed_tokens == 8192);
 static_assert(seed_plan::budget_bytes == 24210 * gf::MiB * 9 / 10);
-static_assert(seed_plan::workspace_bytes == seed_plan::workspace.total);
+static_assert(seed_plan::layout.arena_bytes == seed_plan::arena_bytes);
 static_assert(gf::memory_plan<openchat_3_5_0106_gemma, rtx4090, seed_fp8>::kv_capacity_tokens >= 21'000);
 static_assert(gf::memory_plan<gemma_2_9b, rtx4090, seed>::fits);
 static_assert(!gf::memory_plan<gemma_3_27b, rtx4090, seed>::fits);
@@ -51,10 +51,15 @@ TEST_CASE("the seed's case: openchat-3.5-0106-gemma, bf16, 8192 tokens on an RTX
   CHECK(p.ring_bytes == 0);
   CHECK(p.reserve_bytes == 512 * gf::MiB);
   CHECK(p.headroom_bytes > 0);
-  // The terms add up: budget = weights + workspace + reserve + rings + pool + slack < one block.
-  CHECK(p.weights_bytes + p.workspace_bytes + p.reserve_bytes + p.ring_bytes + p.kv_pool_bytes <= p.budget_bytes);
-  CHECK(p.budget_bytes - (p.weights_bytes + p.workspace_bytes + p.reserve_bytes + p.ring_bytes + p.kv_pool_bytes) <
-        p.kv_block_bytes);
+  // The terms add up: budget = weights (as uploaded) + workspace + reserve + rings + capacity + slack
+  // < one block. What is allocated is the layout: max_batch full sequences here (no kv_fill).
+  const std::uint64_t weights_region = gf::round_up(p.layout.bytes("weights"), gf::arena_alignment);
+  CHECK(weights_region >= p.weights_bytes);
+  const std::uint64_t used = weights_region + p.workspace_bytes + p.reserve_bytes + p.ring_bytes + p.kv_capacity_blocks * p.kv_block_bytes;
+  CHECK(used <= p.budget_bytes);
+  CHECK(p.budget_bytes - used < p.kv_block_bytes + gf::arena_alignment);
+  CHECK(p.kv_pool_bytes == p.needed_tokens * p.kv_bytes_per_token);
+  CHECK(p.arena_bytes == weights_region + p.workspace_bytes + p.kv_pool_bytes);
   CHECK(p.arena_bytes + p.reserve_bytes <= p.budget_bytes);
   CHECK(gf::max_context<openchat_3_5_0106_gemma>(rtx, seed) == 8192);  // the model's limit
 
@@ -190,31 +195,33 @@ TEST_CASE("serving_config validation names the first problem", "[cpu][plan]") {
   CHECK(p.error == "max_seq_len exceeds the model's context length");
 }
 
-TEST_CASE("workspace layout: named buffers, aligned offsets, the sizes the runtime allocates", "[cpu][plan]") {
-  const gf::workspace_sizes w = gf::workspace_layout<openchat_3_5_0106_gemma>(seed);
+TEST_CASE("arena layout: named regions with the sizes the runtime carves", "[cpu][plan]") {
   const std::uint64_t t = 512 + 1;
+  const gf::plan_result g = gf::make_plan<openchat_3_5_0106_gemma>(rtx, seed);
+  const gf::arena_layout& w = g.layout;
   CHECK(w.step_tokens == t);
-  CHECK(w.residual == t * 3072 * 4);
-  CHECK(w.q == t * 4096 * 4);
-  CHECK(w.k == t * 4096 * 4);
-  CHECK(w.gate == t * 24576 * 4);
-  CHECK(w.logits == 256000ull * 4);
-  CHECK(w.sampling == 256000ull * 8);
-  CHECK(w.attn_partials == 16ull * gf::attn_kv_splits * (256 + 2) * 4);
-  CHECK(w.attn_scores == t * 16 * gf::attn_key_tile * 4);
-  CHECK(w.q8_act == t * (24576 / 32) * 36);
-  CHECK(w.block_tables == 8192 / 16 * 4);
+  CHECK(w.bytes("x") == t * 3072 * 4);
+  CHECK(w.bytes("q") == t * 4096 * 4);
+  CHECK(w.bytes("k") == t * 4096 * 4);
+  CHECK(w.bytes("gate") == t * 24576 * 4);
+  CHECK(w.bytes("logits") == 256000ull * 4);
+  CHECK(w.bytes("sampler") == 256000ull * 8);
+  CHECK(w.bytes("cuda_attn_partials") == 2ull * 16 * 32 * (256 + 2) * 4);  // (batch + 1) x heads x 32 splits
+  CHECK(w.bytes("cuda_act_q8") == gf::cuda::act_q8_bytes(int(t), 24576));
+  CHECK(w.bytes("kv_global") == 8192ull * 458'752);
   std::uint64_t sum = 0;
-  for (const gf::workspace_buffer& b : w.buffers()) {
+  for (std::size_t i = 0; i < w.count; ++i) {
+    const gf::arena_region& b = w.regions[i];
     INFO(b.name);
-    CHECK(b.offset % gf::workspace_alignment == 0);
+    CHECK(b.offset % gf::arena_alignment == 0);
+    if (b.space != gf::memory_space::arena) continue;
     CHECK(b.offset == sum);
-    sum += gf::round_up(b.bytes, gf::workspace_alignment);
+    sum += gf::round_up(b.bytes, gf::arena_alignment);
   }
-  CHECK(sum == w.total);
+  CHECK(sum == w.arena_bytes);
   // A prefill chunk longer than a sequence is never needed.
-  const gf::workspace_sizes tiny = gf::workspace_layout<tiny_gemma3>(gf::serving_config{.max_seq_len = 64});
-  CHECK(tiny.step_tokens == 64 + 1);
+  const gf::plan_result tiny = gf::make_plan<tiny_gemma3>(gf::device_info_of<gf::devices::host_default>(), gf::serving_config{.max_seq_len = 64});
+  CHECK(tiny.layout.step_tokens == 64 + 1);
 }
 
 TEST_CASE("devices: CUDA-visible memory, reserve, lookup by name", "[cpu][plan]") {

@@ -74,12 +74,22 @@ class kv_pool {
     const std::uint64_t vecs = std::uint64_t(kv_heads) * std::uint64_t(block_tokens);
     return 2 * vecs * head_dim * sizeof(KvElem) + (scaled ? 2 * vecs * sizeof(float) : 0);
   }
-  static constexpr std::uint64_t bytes_required(const kv_pool_config& c) {
-    return block_layer_bytes(c.block_tokens) *
-           (std::uint64_t(c.global_blocks) * n_global_layers + std::uint64_t(local_blocks_for(c)) * n_local_layers);
+  // The two regions of the planned layout (plan/arena_layout.hpp: kv_global, kv_local).
+  static constexpr std::uint64_t global_bytes(const kv_pool_config& c) {
+    return block_layer_bytes(c.block_tokens) * std::uint64_t(c.global_blocks) * n_global_layers;
   }
+  static constexpr std::uint64_t local_bytes(const kv_pool_config& c) {
+    return block_layer_bytes(c.block_tokens) * std::uint64_t(local_blocks_for(c)) * n_local_layers;
+  }
+  static constexpr std::uint64_t bytes_required(const kv_pool_config& c) { return global_bytes(c) + local_bytes(c); }
 
+  // One contiguous region: the global planes, then the local ones.
   kv_pool(const kv_pool_config& c, std::byte* memory, copy_fn copy = host_copy)
+      : kv_pool(c, memory, memory + global_bytes(c), copy) {}
+
+  // The global planes in `global_memory` (global_bytes), the local rings and prefix snapshots in
+  // `local_memory` (local_bytes).
+  kv_pool(const kv_pool_config& c, std::byte* global_memory, std::byte* local_memory, copy_fn copy = host_copy)
       : cfg_(c), copy_(copy), alloc_(c.global_blocks) {
     if (c.block_tokens <= 0 || c.max_batch <= 0 || c.max_seq_len <= 0 || c.global_blocks < 0 || c.prefix_slots < 0)
       throw error(errc::invalid_argument, "kv_pool: block_tokens, max_batch and max_seq_len must be positive");
@@ -87,7 +97,7 @@ class kv_pool {
     ring_blocks_ = ring_blocks_for(c);
     const std::int32_t local_blocks = local_blocks_for(c);
     // Carve the planes: for each layer of each kind, K plane, V plane, then K and V scales.
-    std::byte* p = memory;
+    std::byte* p = global_memory;
     auto carve = [&](Plane* planes, int n_layers, std::int32_t n_blocks) {
       const std::uint64_t elems = std::uint64_t(n_blocks) * kv_heads * c.block_tokens * head_dim;
       const std::uint64_t vecs = std::uint64_t(n_blocks) * kv_heads * c.block_tokens;
@@ -101,6 +111,7 @@ class kv_pool {
       }
     };
     carve(global_planes_, n_global_layers, c.global_blocks);
+    p = local_memory;
     carve(local_planes_, n_local_layers, local_blocks);
 
     tables_ = std::make_unique<std::int32_t[]>(std::size_t(c.max_batch) * std::size_t(max_blocks_per_seq_));

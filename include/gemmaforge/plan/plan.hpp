@@ -9,4 +9,4 @@
 #include <gemmaforge/plan/serving_config.hpp>
 #include <gemmaforge/plan/vllm_formula.hpp>
 #include <gemmaforge/plan/weight_bytes.hpp>
-#include <gemmaforge/plan/workspace.hpp>
+#include <gemmaforge/plan/arena_layout.hpp>

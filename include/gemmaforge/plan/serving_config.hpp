@@ -42,7 +42,28 @@ struct serving_config {
   std::uint32_t memory_permille = 900;          // fraction of device memory we may use, x1000
   std::uint32_t prefill_chunk = 512;            // prompt tokens processed per step
   std::uint32_t block_tokens = 16;              // tokens per KV block
+  // The KV pool's global-layer blocks: 0 = what max_batch full-length sequences need, unless
+  // kv_fill; otherwise exactly this many (tests and small pools).
+  std::uint32_t kv_blocks = 0;
+  std::uint32_t prefix_slots = 0;  // prefix-cache entries; each owns a snapshot of a sequence's rings
+  std::uint32_t logits_rows = 0;   // logits rows per step; 0 = max_batch (perplexity scores a chunk)
+  // true: the pool takes every block the budget leaves (a GPU deployment, as vLLM does); false:
+  // exactly what max_batch sequences of max_seq_len need (the CPU: host memory is shared).
+  bool kv_fill = false;
 };
+
+// Derived limits every user of a config agrees on (the layout, the engine, the executors).
+// A step runs the decode rows of the running sequences plus at most one prefill chunk (a chunk
+// longer than max_seq_len is never needed).
+constexpr std::uint64_t step_tokens(const serving_config& c) {
+  return std::uint64_t(c.prefill_chunk < c.max_seq_len ? c.prefill_chunk : c.max_seq_len) + c.max_batch;
+}
+constexpr std::uint64_t logits_rows(const serving_config& c) { return c.logits_rows > 0 ? c.logits_rows : c.max_batch; }
+constexpr std::uint64_t blocks_per_sequence(const serving_config& c) {
+  return (std::uint64_t(c.max_seq_len) + c.block_tokens - 1) / c.block_tokens;
+}
+// Global blocks for max_batch full-length sequences.
+constexpr std::uint64_t needed_blocks(const serving_config& c) { return blocks_per_sequence(c) * c.max_batch; }
 
 // Limits that keep every product the planner forms (tokens x bytes per token, batch x vocab ...)
 // far inside 64 bits, and block sizes the kernels tile by.
@@ -61,6 +82,9 @@ enum class config_error : std::uint8_t {
   zero_prefill_chunk,
   block_tokens_not_power_of_two,
   block_tokens_too_large,
+  prefix_slots_too_large,
+  logits_rows_too_large,
+  kv_blocks_too_large,
   max_seq_len_exceeds_model,  // only from check_for<Model>
 };
 
@@ -76,6 +100,9 @@ constexpr std::string_view to_string(config_error e) {
     case config_error::zero_prefill_chunk: return "prefill_chunk must be at least 1";
     case config_error::block_tokens_not_power_of_two: return "block_tokens must be a power of two";
     case config_error::block_tokens_too_large: return "block_tokens must be at most 1024";
+    case config_error::prefix_slots_too_large: return "prefix_slots must be at most 65536";
+    case config_error::logits_rows_too_large: return "logits_rows must be at most 16777216";
+    case config_error::kv_blocks_too_large: return "the KV pool cannot index more than 2147483647 blocks";
     case config_error::max_seq_len_exceeds_model: return "max_seq_len exceeds the model's context length";
   }
   return "unknown config error";
@@ -93,6 +120,10 @@ constexpr config_error check(const serving_config& c) {
   if (c.block_tokens == 0 || (c.block_tokens & (c.block_tokens - 1)) != 0)
     return config_error::block_tokens_not_power_of_two;
   if (c.block_tokens > max_block_tokens) return config_error::block_tokens_too_large;
+  if (c.prefix_slots > max_supported_batch) return config_error::prefix_slots_too_large;
+  if (c.logits_rows > max_supported_seq_len) return config_error::logits_rows_too_large;
+  // Block ids are int32 in the pool and the kernels' block tables.
+  if (c.kv_blocks > 0x7fffffffu || needed_blocks(c) > 0x7fffffffu) return config_error::kv_blocks_too_large;
   return config_error::none;
 }
 

@@ -23,6 +23,7 @@
 #include <cstdint>
 
 #include <gemmaforge/core/format.hpp>
+#include <gemmaforge/core/units.hpp>
 #include <gemmaforge/plan/serving_config.hpp>
 
 namespace gemmaforge {
@@ -111,6 +112,33 @@ constexpr std::uint64_t weight_bytes(weight_scheme s) {
   // Norms (per-layer norms, QK-norms, the final norm) as f32.
   const std::uint64_t norm_params = Model::norm_params_per_layer * std::uint64_t(n) + hidden;
   return bytes + norm_params * 4;
+}
+
+// The weights as a GPU backend uploads them into its arena: each tensor on its own 256-byte
+// boundary, the norm vectors as f32 (at most six per layer: input, post-attention, pre- and
+// post-FFN norms, QK-norms), plus two RoPE inverse-frequency tables. An upper bound for the
+// scheme; the executor reports the exact figure of the file it loaded.
+template <class Model>
+constexpr std::uint64_t device_weight_bytes(weight_scheme s) {
+  constexpr std::uint64_t a = 256;
+  const std::uint64_t hidden = std::uint64_t(Model::hidden), q_dim = std::uint64_t(Model::q_dim);
+  const std::uint64_t kv_dim = std::uint64_t(Model::kv_dim), ffn = std::uint64_t(Model::ffn);
+  const std::uint64_t vocab = std::uint64_t(Model::vocab), head_dim = std::uint64_t(Model::head_dim);
+  const int n = Model::n_layers;
+  const bool tied = Model::tied_embedding;
+  auto mat = [&](weight_role r, int layer, std::uint64_t rows, std::uint64_t cols) {
+    return round_up(matrix_bytes(weight_format(s, r, layer, n, cols, tied), rows, cols), a);
+  };
+  std::uint64_t bytes = mat(weight_role::token_embedding, 0, vocab, hidden) + round_up(hidden * 4, a);
+  if (!tied) bytes += mat(weight_role::output, 0, vocab, hidden);
+  for (int i = 0; i < n; ++i) {
+    bytes += mat(weight_role::attn_q, i, q_dim, hidden) + mat(weight_role::attn_k, i, kv_dim, hidden) +
+             mat(weight_role::attn_v, i, kv_dim, hidden) + mat(weight_role::attn_output, i, hidden, q_dim) +
+             mat(weight_role::ffn_gate, i, ffn, hidden) + mat(weight_role::ffn_up, i, ffn, hidden) +
+             mat(weight_role::ffn_down, i, hidden, ffn);
+    bytes += 4 * round_up(hidden * 4, a) + 2 * round_up(head_dim * 4, a);
+  }
+  return bytes + 2 * round_up(head_dim / 2 * 4, a);
 }
 
 }  // namespace gemmaforge

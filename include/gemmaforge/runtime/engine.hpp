@@ -19,6 +19,7 @@
 #include <deque>
 #include <limits>
 #include <memory>
+#include <new>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -29,6 +30,7 @@
 #include <gemmaforge/core/units.hpp>
 #include <gemmaforge/kv/kv_pool.hpp>
 #include <gemmaforge/model/weights.hpp>
+#include <gemmaforge/plan/arena_layout.hpp>
 #include <gemmaforge/plan/serving_config.hpp>
 #include <gemmaforge/runtime/forward.hpp>
 #include <gemmaforge/runtime/request.hpp>
@@ -39,43 +41,21 @@
 
 namespace gemmaforge {
 
+// What the engine needs beyond the limits. Every size is in `limits`, the plan's vocabulary
+// (plan/serving_config.hpp): the engine carves exactly the arena layout the planner sums for it.
 struct engine_config {
-  std::int32_t max_seq_len = 4096;   // longest sequence (prompt + output)
-  std::int32_t max_batch = 4;        // sequences decoded together
-  std::int32_t prefill_chunk = 256;  // prompt tokens per step
-  std::int32_t block_tokens = 16;    // KV block size
-  std::int32_t kv_blocks = 0;        // global-pool blocks; 0 = max_batch full sequences
-  std::int32_t prefix_slots = 4;     // prefix-cache entries (system prompts, chat histories)
-  std::int32_t max_queue = 1024;     // waiting requests beyond this are refused (errc::capacity)
-  std::int32_t logits_rows = 0;      // logits rows per step; 0 = max_batch (perplexity asks more)
-  bool threaded = false;             // run steps on a worker thread
+  serving_config limits{};            // max_seq_len, max_batch, prefill_chunk, block_tokens, KV pool, prefix slots, logits rows
+  std::int32_t max_queue = 1024;      // waiting requests beyond this are refused (errc::capacity)
+  bool threaded = false;              // run steps on a worker thread
   forward_options forward;
   std::vector<std::int32_t> stop_ids; // always-stop ids (eos, <end_of_turn>)
 
+  // The limits' own check (the planner's messages), and the queue bound.
   void validate() const {
-    auto bad = [](const std::string& m) { throw error(errc::invalid_argument, m); };
-    if (max_seq_len <= 0) bad("max_seq_len must be > 0");
-    if (max_batch <= 0) bad("max_batch must be > 0");
-    if (prefill_chunk <= 0) bad("prefill_chunk must be > 0");
-    if (block_tokens <= 0 || (block_tokens & (block_tokens - 1))) bad("block_tokens must be a power of two");
-    if (kv_blocks < 0 || prefix_slots < 0 || max_queue < 0 || logits_rows < 0) bad("engine sizes must be >= 0");
-    // Upper bounds keep every size the engine derives (step rows, block counts, scratch) inside
-    // int32 and far from overflow; the planner has the same limits (plan/serving_config.hpp).
-    if (std::uint32_t(max_seq_len) > max_supported_seq_len)
-      bad("max_seq_len must be at most " + std::to_string(max_supported_seq_len));
-    if (std::uint32_t(max_batch) > max_supported_batch) bad("max_batch must be at most " + std::to_string(max_supported_batch));
-    if (std::uint32_t(prefill_chunk) > max_supported_seq_len)
-      bad("prefill_chunk must be at most " + std::to_string(max_supported_seq_len));
-    if (std::uint32_t(block_tokens) > max_block_tokens) bad("block_tokens must be at most " + std::to_string(max_block_tokens));
-    if (max_queue > max_supported_queue) bad("max_queue must be at most " + std::to_string(max_supported_queue));
-    if (std::uint32_t(prefix_slots) > max_supported_batch) bad("prefix_slots must be at most " + std::to_string(max_supported_batch));
-    if (std::uint32_t(logits_rows) > max_supported_seq_len)
-      bad("logits_rows must be at most " + std::to_string(max_supported_seq_len));
-    const std::int64_t blocks =
-        kv_blocks > 0 ? kv_blocks : std::int64_t(max_batch) * ((std::int64_t(max_seq_len) + block_tokens - 1) / block_tokens);
-    if (blocks > std::numeric_limits<std::int32_t>::max())
-      bad("the KV pool would need " + std::to_string(blocks) + " blocks of " + std::to_string(block_tokens) +
-          " tokens, more than it can index: lower max_batch or max_seq_len");
+    if (const config_error e = check(limits); e != config_error::none)
+      throw error(errc::invalid_argument, std::string(to_string(e)));
+    if (max_queue < 0 || max_queue > max_supported_queue)
+      throw error(errc::invalid_argument, "max_queue must be between 0 and " + std::to_string(max_supported_queue));
   }
 
   static constexpr std::int32_t max_supported_queue = 1 << 20;
@@ -102,21 +82,23 @@ class basic_engine {
   basic_engine(const model_weights<Model>& weights, engine_config cfg, Executor exec,
                std::shared_ptr<const token_text> text = nullptr)
       : cfg_(std::move(cfg)), exec_(std::move(exec)), weights_(exec_.prepare_weights(weights)), text_(std::move(text)) {
+    cfg_.limits.kv = dtype_of<KvElem>::value;
     cfg_.validate();
-    if (cfg_.max_seq_len > Model::max_positions)
-      throw error(errc::invalid_argument, "max_seq_len " + std::to_string(cfg_.max_seq_len) + " exceeds " +
+    const serving_config& c = cfg_.limits;
+    if (c.max_seq_len > std::uint32_t(Model::max_positions))
+      throw error(errc::invalid_argument, "max_seq_len " + std::to_string(c.max_seq_len) + " exceeds " +
                                               std::string(Model::name) + "'s " + std::to_string(Model::max_positions) +
                                               " positions");
-    if (cfg_.logits_rows == 0) cfg_.logits_rows = cfg_.max_batch;
-    max_step_tokens_ = cfg_.prefill_chunk + cfg_.max_batch;
-    pool_cfg_.block_tokens = cfg_.block_tokens;
-    pool_cfg_.max_batch = cfg_.max_batch;
-    pool_cfg_.max_seq_len = cfg_.max_seq_len;
-    pool_cfg_.prefix_slots = cfg_.prefix_slots;
-    pool_cfg_.global_blocks = cfg_.kv_blocks > 0
-                                  ? cfg_.kv_blocks
-                                  : cfg_.max_batch * std::int32_t(ceil_div(std::uint64_t(cfg_.max_seq_len),
-                                                                           std::uint64_t(cfg_.block_tokens)));
+    max_seq_len_ = std::int32_t(c.max_seq_len);
+    max_batch_ = std::int32_t(c.max_batch);
+    prefill_chunk_ = std::int32_t(std::min(c.prefill_chunk, c.max_seq_len));
+    block_tokens_ = std::int32_t(c.block_tokens);
+    layout_inputs in;
+    in.config = c;
+    exec_.describe_layout(in);
+    layout_ = make_arena_layout<Model>(in);
+    max_step_tokens_ = std::int32_t(layout_.step_tokens);
+    logits_rows_ = std::int32_t(layout_.logits_rows);
     allocate_arena();
     snapshot_pool();
     if (cfg_.threaded) worker_ = std::thread([this] { worker_loop(); });
@@ -138,13 +120,13 @@ class basic_engine {
         throw error(errc::invalid_argument, "token id " + std::to_string(id) + " outside the vocabulary of " +
                                                 std::to_string(Model::vocab));
     const bool generates = r.stop.max_tokens > 0;
-    if (n > cfg_.max_seq_len || (generates && n == cfg_.max_seq_len))
+    if (n > max_seq_len_ || (generates && n == max_seq_len_))
       throw error(errc::capacity, "prompt of " + std::to_string(n) + " tokens does not fit the context of " +
-                                      std::to_string(cfg_.max_seq_len) + " tokens" +
+                                      std::to_string(max_seq_len_) + " tokens" +
                                       (generates ? " (at least one must be left to generate)" : ""));
     auto st = std::make_shared<request_state>();
     st->prompt_tokens_ = n;
-    st->max_total_ = std::int32_t(std::min<std::int64_t>(std::int64_t(n) + std::max(r.stop.max_tokens, 0), cfg_.max_seq_len));
+    st->max_total_ = std::int32_t(std::min<std::int64_t>(std::int64_t(n) + std::max(r.stop.max_tokens, 0), max_seq_len_));
     if (!pool_->could_ever_fit(st->max_total_))
       throw error(errc::capacity, "request needs " + std::to_string(pool_->blocks_for(st->max_total_)) +
                                       " KV blocks; the pool has " + std::to_string(pool_->total_blocks()));
@@ -253,57 +235,62 @@ class basic_engine {
   const engine_config& config() const { return cfg_; }
   pool_type& pool() { return *pool_; }
   Executor& executor() { return exec_; }
-  std::uint64_t arena_bytes() const { return arena_bytes_; }
+  // What the engine allocated: the arena (and the host staging of a GPU backend), region by region.
+  const arena_layout& layout() const { return layout_; }
+  std::uint64_t arena_bytes() const { return layout_.total(); }
   const token_text* text() const { return text_.get(); }
 
  private:
+  // Everything comes from the layout: the executor allocates its spaces and carves its scratch,
+  // the engine carves the pool, the activations and its step records by region name.
   void allocate_arena() {
-    constexpr std::uint64_t H = Model::hidden, Q = Model::q_dim, KV = Model::kv_dim, F = Model::ffn, V = Model::vocab;
-    const std::uint64_t T = std::uint64_t(max_step_tokens_);
-    const std::uint64_t L = std::uint64_t(cfg_.logits_rows);
-    const std::uint64_t kv_bytes = pool_type::bytes_required(pool_cfg_);
-    auto floats = [](std::uint64_t n) { return round_up(n * sizeof(float), 256); };
-    const std::uint64_t act_bytes = floats(T * H) * 2 + floats(T * Q) * 2 + floats(T * KV) * 2 + floats(T * F) * 2 +
-                                    floats(L * V);
-    arena_bytes_ = round_up(kv_bytes, 256) + act_bytes;
-    // The arena first: an absurd plan fails here with its numbers, before any scratch is sized.
-    std::byte* base = nullptr;
+    static_assert(sizeof(step_sequence) <= step_sequence_bytes && sizeof(request_state*) <= step_request_bytes,
+                  "plan/arena_layout.hpp: step records outgrew their planned size");
+    const arena_layout& L = layout_;
+    const serving_config& c = cfg_.limits;
+    kv_pool_config pc;
+    pc.block_tokens = block_tokens_;
+    pc.max_batch = max_batch_;
+    pc.max_seq_len = max_seq_len_;
+    pc.prefix_slots = std::int32_t(c.prefix_slots);
+    pc.global_blocks = std::int32_t(L.global_blocks);
+    if (pool_type::global_bytes(pc) != L.bytes("kv_global") || pool_type::local_bytes(pc) != L.bytes("kv_local"))
+      throw error(errc::internal, "basic_engine: the KV pool's size differs from the planned layout");
+    // The arena first: an absurd plan fails here with its numbers, before anything else is sized.
+    arena_memory mem;
     try {
-      base = exec_.allocate_arena(arena_bytes_);
+      mem = exec_.template allocate_arena<Model, KvElem>(L);
     } catch (const error& e) {
       if (e.code() != errc::out_of_memory) throw;
+      const std::uint64_t kv = round_up(L.bytes("kv_global"), arena_alignment) + round_up(L.bytes("kv_local"), arena_alignment);
       throw error(errc::out_of_memory,
-                  "cannot start the engine: its plan needs " + format_bytes(arena_bytes_) + " = KV pool " +
-                      format_bytes(kv_bytes) + " (" + std::to_string(pool_cfg_.global_blocks) + " blocks of " +
-                      std::to_string(cfg_.block_tokens) + " tokens: max_batch " + std::to_string(cfg_.max_batch) +
-                      " x max_seq_len " + std::to_string(cfg_.max_seq_len) + ") + workspace " +
-                      format_bytes(arena_bytes_ - round_up(kv_bytes, 256)) + "; " + e.what() +
+                  "cannot start the engine: its plan needs " + format_bytes(L.total()) + " = KV pool " + format_bytes(kv) +
+                      " (" + std::to_string(L.global_blocks) + " blocks of " + std::to_string(c.block_tokens) +
+                      " tokens: max_batch " + std::to_string(c.max_batch) + " x max_seq_len " +
+                      std::to_string(c.max_seq_len) + ") + workspace " + format_bytes(L.total() - kv) + "; " + e.what() +
                       ". Lower max_seq_len or max_batch, or use a smaller KV type");
     }
-    exec_.template reserve<Model, KvElem>(max_step_tokens_, cfg_.max_seq_len);
-    std::byte* p = base;
-    auto take = [&](std::uint64_t n) { float* f = reinterpret_cast<float*>(p); p += floats(n); return f; };
-    pool_ = std::make_unique<pool_type>(pool_cfg_, p, exec_.kv_copy());
-    p += round_up(kv_bytes, 256);
-    buffers_.x = take(T * H);
-    buffers_.xn = take(T * H);
-    buffers_.q = take(T * Q);
-    buffers_.attn = take(T * Q);
-    buffers_.k = take(T * KV);
-    buffers_.v = take(T * KV);
-    buffers_.gate = take(T * F);
-    buffers_.up = take(T * F);
-    buffers_.logits = take(L * V);
-    // Host-side step description and sampling scratch (small; allocated once).
-    step_tokens_.assign(std::size_t(T), 0);
-    step_positions_.assign(std::size_t(T), 0);
-    step_seqs_.assign(std::size_t(cfg_.max_batch) + 1, step_sequence{});
-    step_requests_.assign(std::size_t(cfg_.max_batch) + 1, nullptr);
-    logit_rows_.assign(std::size_t(std::max<std::uint64_t>(L, T)), 0);
-    buffers_.logit_rows = logit_rows_.data();
-    sample_probs_.assign(std::size_t(V), 0.0f);
-    sample_ids_.assign(std::size_t(V), 0);
-    running_.reserve(std::size_t(cfg_.max_batch));
+    auto at = [&](std::string_view name) { return L.pointer(name, mem.arena, mem.host); };
+    auto floats = [&](std::string_view name) { return reinterpret_cast<float*>(at(name)); };
+    auto ints = [&](std::string_view name) { return reinterpret_cast<std::int32_t*>(at(name)); };
+    pool_ = std::make_unique<pool_type>(pc, at("kv_global"), at("kv_local"), exec_.kv_copy());
+    buffers_.x = floats("x");
+    buffers_.xn = floats("xn");
+    buffers_.q = floats("q");
+    buffers_.attn = floats("attn");
+    buffers_.k = floats("k");
+    buffers_.v = floats("v");
+    buffers_.gate = floats("gate");
+    buffers_.up = floats("up");
+    buffers_.logits = floats("logits");
+    step_tokens_ = ints("step_tokens");
+    step_positions_ = ints("step_positions");
+    buffers_.logit_rows = ints("step_logit_rows");
+    step_seqs_ = new (at("step_seqs")) step_sequence[std::size_t(max_batch_) + 1]{};
+    step_requests_ = new (at("step_requests")) request_state*[std::size_t(max_batch_) + 1]{};
+    sample_probs_ = floats("sampler");
+    sample_ids_ = reinterpret_cast<std::int32_t*>(sample_probs_ + Model::vocab);
+    running_.reserve(std::size_t(max_batch_));
     cancelled_scratch_.reserve(std::size_t(cfg_.max_queue) + 1);
   }
 
@@ -341,7 +328,7 @@ class basic_engine {
           ++it;
         }
       }
-      while (!waiting_.empty() && std::int32_t(running_.size()) < cfg_.max_batch) {
+      while (!waiting_.empty() && std::int32_t(running_.size()) < max_batch_) {
         request_state& r = *waiting_.front();
         const auto a = pool_->admit(r.tokens_.data(), r.prompt_tokens_, r.max_total_);
         if (a.slot < 0) break;  // FIFO: later requests wait behind the first one that does not fit
@@ -394,21 +381,21 @@ class basic_engine {
     // scored prompt (perplexity) is cut to the logits rows left.
     for (auto& r : running_) {
       if (r->prefilled_ == r->prompt_tokens_) continue;
-      std::int32_t count = std::min({r->prompt_tokens_ - r->prefilled_, cfg_.prefill_chunk, max_step_tokens_ - rows});
+      std::int32_t count = std::min({r->prompt_tokens_ - r->prefilled_, prefill_chunk_, max_step_tokens_ - rows});
       const std::int32_t boundary = shared_boundary(*r);
       if (r->prefilled_ < boundary && r->prefilled_ + count > boundary) count = boundary - r->prefilled_;
       const bool scored = bool(r->req.on_prompt_logits);
-      if (scored) count = std::min(count, cfg_.logits_rows - logit_rows);
+      if (scored) count = std::min(count, logits_rows_ - logit_rows);
       if (count <= 0) break;
       const bool last_chunk = r->prefilled_ + count == r->prompt_tokens_;
       add(*r, r->prefilled_, count,
           scored ? step_sequence::logits::all : last_chunk ? step_sequence::logits::last : step_sequence::logits::none);
       break;
     }
-    batch_.tokens = step_tokens_.data();
-    batch_.positions = step_positions_.data();
+    batch_.tokens = step_tokens_;
+    batch_.positions = step_positions_;
     batch_.n_tokens = rows;
-    batch_.seqs = step_seqs_.data();
+    batch_.seqs = step_seqs_;
     batch_.n_seqs = n;
     batch_.n_logits_rows = logit_rows;
   }
@@ -442,7 +429,7 @@ class basic_engine {
         continue;
       }
       const auto token = sample_token(lr, Model::vocab, r.tokens_.data(), std::int32_t(r.tokens_.size()), r.req.sampling,
-                                      r.output_.size(), sampler_scratch{sample_probs_.data(), sample_ids_.data()});
+                                      r.output_.size(), sampler_scratch{sample_probs_, sample_ids_});
       if (r.output_.empty()) r.timings_.first_token = now;
       r.output_.push_back(token);
       r.tokens_.push_back(token);
@@ -452,7 +439,7 @@ class basic_engine {
 
   std::int32_t shared_boundary(const request_state& r) const {
     const std::int32_t b = std::min(r.req.shared_prefix, r.prompt_tokens_ - 1);
-    return b > 0 ? b / cfg_.block_tokens * cfg_.block_tokens : 0;
+    return b > 0 ? b / block_tokens_ * block_tokens_ : 0;
   }
 
   bool is_stop_id(const request_state& r, std::int32_t token) const {
@@ -529,17 +516,19 @@ class basic_engine {
   // The executor's view of the weights: the caller's host views on the CPU, device copies on a GPU.
   const model_weights<Model>& weights_;
   std::shared_ptr<const token_text> text_;
-  kv_pool_config pool_cfg_;
+  arena_layout layout_;
   std::unique_ptr<pool_type> pool_;
-  std::uint64_t arena_bytes_ = 0;
-  std::int32_t max_step_tokens_ = 0;
+  std::int32_t max_seq_len_ = 0, max_batch_ = 0, prefill_chunk_ = 0, block_tokens_ = 0;
+  std::int32_t max_step_tokens_ = 0, logits_rows_ = 0;
   forward_buffers buffers_;
   step_batch batch_;
-  std::vector<std::int32_t> step_tokens_, step_positions_, logit_rows_;
-  std::vector<step_sequence> step_seqs_;
-  std::vector<request_state*> step_requests_;
-  std::vector<float> sample_probs_;
-  std::vector<std::int32_t> sample_ids_;
+  // Views into the layout's step_* and sampler regions.
+  std::int32_t* step_tokens_ = nullptr;
+  std::int32_t* step_positions_ = nullptr;
+  step_sequence* step_seqs_ = nullptr;
+  request_state** step_requests_ = nullptr;
+  float* sample_probs_ = nullptr;
+  std::int32_t* sample_ids_ = nullptr;
 
   mutable std::mutex queue_mutex_;
   std::condition_variable queue_cv_;

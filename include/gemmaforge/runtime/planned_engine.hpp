@@ -6,8 +6,10 @@
 //
 // The type refuses to exist when the plan does not fit: the memory plan of (Model, the backend's
 // device, Config) is checked with require_fit, whose error names the numbers. The KV element type
-// comes from Config.kv; the KV pool holds max_batch full-length sequences (what the plan proved
-// fits) and the workspace is sized for Config's step limits.
+// comes from Config.kv. The engine carves exactly the layout the plan summed (plan::layout):
+// the KV pool holds the plan's allocated blocks (max_batch full-length sequences, or every block
+// the budget holds when Config.kv_fill), the rings include the prefix cache's snapshots, and the
+// workspace is sized for Config's step limits.
 #include <cstdint>
 #include <memory>
 #include <type_traits>
@@ -31,17 +33,13 @@ template <> struct kv_element<dtype::int8> { using type = std::int8_t; };
 template <dtype D>
 using kv_element_t = typename kv_element<D>::type;
 
-// The runtime limits of a serving_config (the plan's vocabulary) as the engine takes them.
-inline engine_config engine_config_from(const serving_config& c) {
-  engine_config e;
-  e.max_seq_len = std::int32_t(c.max_seq_len);
-  e.max_batch = std::int32_t(c.max_batch);
-  e.prefill_chunk = std::int32_t(std::min(c.prefill_chunk, c.max_seq_len));
-  e.block_tokens = std::int32_t(c.block_tokens);
-  e.kv_blocks = 0;  // max_batch full-length sequences
-  // Prefix snapshots of sliding-window rings are not in the plan's ring term: keep them off here.
-  e.prefix_slots = 0;
-  return e;
+// The runtime limits of a serving_config (the plan's vocabulary) as the engine takes them, with
+// the KV pool's blocks fixed to what the plan allocates.
+constexpr serving_config planned_limits(const plan_result& p) {
+  serving_config c = p.config;
+  c.kv_blocks = std::uint32_t(p.kv_allocated_blocks);
+  c.kv_fill = false;
+  return c;
 }
 
 template <class Model, class Backend, serving_config Config>
@@ -56,11 +54,16 @@ class engine : public basic_engine<Model, typename Backend::executor, kv_element
   // and <end_of_turn> ids stop generation.
   explicit engine(const model_weights<Model>& weights, std::shared_ptr<const tokenizer> tok = nullptr,
                   executor_type exec = executor_type{})
-      : base(weights, config_for(tok.get()), std::move(exec), tok ? std::make_shared<tokenizer_text>(tok) : nullptr) {}
+      : base(weights, config_for(tok.get()), std::move(exec), tok ? std::make_shared<tokenizer_text>(tok) : nullptr) {
+    // The host layout is a compile-time fact: what was carved is what was planned, byte for byte.
+    if (this->layout().backend == backend_kind::cpu && this->layout().arena_bytes != plan::result.arena_bytes)
+      throw error(errc::internal, "engine: the carved arena differs from the plan's layout");
+  }
 
  private:
   static engine_config config_for(const tokenizer* tok) {
-    engine_config c = engine_config_from(Config);
+    engine_config c;
+    c.limits = planned_limits(plan::result);
     if (tok) {
       c.stop_ids.push_back(tok->eos_id());
       if (const int eot = tok->piece_to_id("<end_of_turn>"); eot >= 0) c.stop_ids.push_back(eot);

@@ -30,6 +30,7 @@
 #include <type_traits>
 
 #include <gemmaforge/backend/cpu/cpu_features.hpp>
+#include <gemmaforge/backend/cpu/scratch.hpp>
 #include <gemmaforge/backend/cpu/simd.hpp>
 #include <gemmaforge/backend/cpu/thread_pool.hpp>
 #include <gemmaforge/backend/cpu/x86_intrin.hpp>
@@ -52,36 +53,7 @@ struct attention_params {
   float softcap = 0.0f;  // attention logit cap (Gemma 2: 50), 0 = off
 };
 
-inline constexpr int attention_split = 256;  // positions per split (a multiple of the tile, 16)
-
 namespace detail {
-
-// Fewer (token, kv head) items than this: parallelise over splits too.
-inline constexpr int attention_split_items = 8;
-
-constexpr std::size_t align64(std::size_t n) { return (n + 63) & ~std::size_t(63); }
-
-template <class Shape, class KvElem>
-struct attn_layout {
-  static constexpr int G = Shape::group, D = Shape::head_dim, KVH = Shape::kv_heads;
-  static constexpr bool scaled = kv_has_scale<KvElem>;
-  static constexpr std::size_t state_floats = std::size_t(G) * (D + 2);  // m[G], l[G], acc[G][D]
-  std::size_t kc = 0, vc = 0, ks = 0, vs = 0, partials = 0, bytes = 0;
-  constexpr attn_layout(int T, int max_context) {
-    const std::size_t elems = std::size_t(T) * KVH * D;
-    kc = 0;
-    vc = align64(kc + elems * sizeof(KvElem));
-    ks = align64(vc + elems * sizeof(KvElem));
-    vs = align64(ks + (scaled ? std::size_t(T) * KVH * 4 : 0));
-    partials = align64(vs + (scaled ? std::size_t(T) * KVH * 4 : 0));
-    std::size_t part = 0;
-    if (T * KVH < attention_split_items) {
-      const std::size_t splits = std::size_t(max_context) / attention_split + 2;
-      part = std::size_t(T) * KVH * splits * state_floats * 4;
-    }
-    bytes = align64(partials + part);
-  }
-};
 
 // Where one key/value of the sequence lives, decoded through kv_decode.
 template <class KvElem>

@@ -1,7 +1,8 @@
 #pragma once
 // cpu_executor: the CPU backend as the engine drives it (the op interface of runtime/forward.hpp).
-// It schedules the kernels of backend/cpu/ on one thread pool and owns their scratch, sized once
-// by reserve() from the engine's limits, so a step allocates nothing.
+// It schedules the kernels of backend/cpu/ on one thread pool. Its scratch is regions of the
+// planned arena (backend/cpu/scratch.hpp names them), carved once in allocate_arena, so a step
+// allocates nothing and the plan counts every byte.
 //
 // Two things it does beyond forwarding calls:
 //  * RoPE cos/sin tables are computed once per step and layer kind (the positions are the same
@@ -16,7 +17,6 @@
 #include <memory>
 #include <string>
 #include <thread>
-#include <vector>
 
 #include <sys/mman.h>
 
@@ -29,6 +29,7 @@
 #include <gemmaforge/core/error.hpp>
 #include <gemmaforge/core/units.hpp>
 #include <gemmaforge/kv/kv_pool.hpp>
+#include <gemmaforge/plan/arena_layout.hpp>
 #include <gemmaforge/model/weights.hpp>
 #include <gemmaforge/runtime/step.hpp>
 
@@ -62,11 +63,33 @@ class cpu_executor {
   const executor_options& options() const { return opt_; }
 
   // ---- memory ------------------------------------------------------------------------------
-  // The arena (KV pool + activations): one 2 MiB-aligned block so the kernel can back it with
-  // huge pages, zeroed, allocated once. Checked first against what the host reports available
-  // (host_memory.hpp): under overcommit the allocation itself rarely fails, the memset would end
-  // in the OOM killer instead of an error naming the numbers.
-  std::byte* allocate_arena(std::uint64_t bytes) {
+  static constexpr backend_kind backend = backend_kind::cpu;
+  void describe_layout(layout_inputs& in) const { in.backend = backend; }
+
+  // The arena: one 2 MiB-aligned block holding every region of the layout (the CPU has no second
+  // space), so the kernel can back it with huge pages; zeroed, allocated once. Checked first
+  // against what the host reports available (host_memory.hpp): under overcommit the allocation
+  // itself rarely fails, the memset would end in the OOM killer instead of an error naming the
+  // numbers. Then the executor's own scratch regions are carved.
+  template <class Model, class KvElem>
+  arena_memory allocate_arena(const arena_layout& L) {
+    std::byte* base = allocate_host_arena(L.arena_bytes);
+    act_q_ = L.pointer("cpu_act_quant", base);
+    attn_scratch_ = L.pointer("cpu_attention", base);
+    // The RoPE caches: inverse frequencies, then cos and sin of [T][head_dim / 2], per configuration.
+    const std::size_t half = std::size_t(Model::head_dim / 2), T = std::size_t(L.step_tokens);
+    float* f = L.pointer<float>("cpu_rope", base);
+    for (auto& t : rope_) {
+      t.inv_freq = f;
+      t.cos = f + half;
+      t.sin = f + half + half * T;
+      f += half + 2 * half * T;
+      t.valid = false;
+    }
+    return arena_memory{base, nullptr};
+  }
+  // The one allocation itself: `bytes` rounded up to 2 MiB, checked against the host, zeroed.
+  std::byte* allocate_host_arena(std::uint64_t bytes) {
     arena_.reset();
     arena_bytes_ = 0;
     const std::uint64_t want = round_up(std::max<std::uint64_t>(bytes, 1), 2 * MiB);
@@ -90,26 +113,11 @@ class cpu_executor {
     arena_.reset(static_cast<std::byte*>(p));
     return arena_.get();
   }
+  std::uint64_t allocated_bytes() const { return arena_bytes_; }
   copy_fn kv_copy() const { return host_copy; }
 
   template <class Model>
   const model_weights<Model>& prepare_weights(const model_weights<Model>& w) const { return w; }
-
-  // Size every scratch buffer for steps of up to max_tokens tokens and sequences of up to
-  // max_seq_len positions (called once by the engine).
-  template <class Model, class KvElem>
-  void reserve(int max_tokens, int max_seq_len) {
-    const int widest = std::max({Model::hidden, Model::q_dim, Model::ffn});
-    act_q_.assign(matmul_scratch_bytes(round_up_int(widest, 32), max_tokens, opt_.precision) + 64, std::byte{});
-    attn_scratch_.assign(attention_scratch_bytes<typename Model::attention, KvElem>(max_tokens, max_seq_len) + 64, std::byte{});
-    const std::size_t half = std::size_t(Model::head_dim / 2);
-    for (auto& t : rope_) {
-      t.inv_freq.assign(half, 0.0f);
-      t.cos.assign(half * std::size_t(max_tokens), 0.0f);
-      t.sin.assign(half * std::size_t(max_tokens), 0.0f);
-      t.valid = false;
-    }
-  }
 
   template <class Model, class KvElem>
   void begin_step(kv_pool<Model, KvElem>&, const step_batch&) {
@@ -133,7 +141,7 @@ class cpu_executor {
     mo.precision = opt_.precision;
     mo.isa = opt_.isa;
     if (matmul_uses_int8(w.format, opt_.precision)) {
-      std::byte* q = aligned(act_q_);
+      std::byte* q = act_q_;
       if (memo_ != x || memo_rows_ != T || memo_cols_ != w.cols) {
         quantize_activations(*pool_, x, T, int(w.cols), q, opt_.precision, opt_.isa);
         memo_ = x;
@@ -151,11 +159,11 @@ class cpu_executor {
     rope_cache& t = rope_for(theta, pos_scale);
     if (!t.valid) {
       // Linear scaling divides positions by a power of two: dividing inv_freq instead is exact.
-      rope_inv_freq_table(t.inv_freq.data(), head_dim, float(theta), 1.0f / pos_scale);
-      rope_table(*pool_, t.inv_freq.data(), head_dim, positions, T, t.cos.data(), t.sin.data());
+      rope_inv_freq_table(t.inv_freq, head_dim, float(theta), 1.0f / pos_scale);
+      rope_table(*pool_, t.inv_freq, head_dim, positions, T, t.cos, t.sin);
       t.valid = true;
     }
-    cpu::rope(*pool_, x, T, heads, head_dim, t.cos.data(), t.sin.data(), opt_.isa);
+    cpu::rope(*pool_, x, T, heads, head_dim, t.cos, t.sin, opt_.isa);
   }
 
   template <class Model, class KvElem>
@@ -173,7 +181,7 @@ class cpu_executor {
       const std::size_t row = std::size_t(sq.first_row);
       cpu::attention<typename Model::attention, KvElem>(
           *pool_, prm, q + row * Model::q_dim, k + row * Model::kv_dim, v + row * Model::kv_dim,
-          pool.view(sq.slot, layer).as_const(), out + row * Model::q_dim, aligned(attn_scratch_), opt_.isa);
+          pool.view(sq.slot, layer).as_const(), out + row * Model::q_dim, attn_scratch_, opt_.isa);
     }
   }
 
@@ -210,7 +218,9 @@ class cpu_executor {
     double theta = 0;
     float pos_scale = 0;
     bool valid = false;
-    std::vector<float> inv_freq, cos, sin;
+    float* inv_freq = nullptr;  // views into the cpu_rope region
+    float* cos = nullptr;
+    float* sin = nullptr;
   };
   rope_cache& rope_for(double theta, float pos_scale) {
     for (auto& t : rope_)
@@ -223,11 +233,6 @@ class cpu_executor {
       }
     throw error(errc::internal, "cpu_executor: more than two RoPE configurations in one step");
   }
-  static int round_up_int(int v, int m) { return (v + m - 1) / m * m; }
-  static std::byte* aligned(std::vector<std::byte>& v) {
-    auto p = reinterpret_cast<std::uintptr_t>(v.data());
-    return v.data() + ((64 - p % 64) % 64);
-  }
   struct free_deleter {
     void operator()(std::byte* p) const { std::free(p); }
   };
@@ -236,7 +241,8 @@ class cpu_executor {
   std::unique_ptr<thread_pool> pool_;
   std::unique_ptr<std::byte, free_deleter> arena_;
   std::uint64_t arena_bytes_ = 0;
-  std::vector<std::byte> act_q_, attn_scratch_;
+  std::byte* act_q_ = nullptr;         // the cpu_act_quant region
+  std::byte* attn_scratch_ = nullptr;  // the cpu_attention region
   rope_cache rope_[2];
   const float* memo_ = nullptr;
   int memo_rows_ = 0;

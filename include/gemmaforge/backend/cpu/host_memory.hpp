@@ -12,13 +12,17 @@
 //    swapping (free memory + reclaimable page cache and slab; since Linux 3.14);
 //    sysinfo() free + buffer RAM where /proc is not mounted;
 //  * the cgroup's limit less its usage (v2 memory.max, v1 memory.limit_in_bytes): in a container
-//    the limit is often far below the host's MemAvailable, and exceeding it is an OOM kill too.
+//    the limit is often far below the host's MemAvailable, and exceeding it is an OOM kill too;
+//  * the process's address-space limit (RLIMIT_AS, `ulimit -v`) less its current size (VmSize):
+//    past it every allocation fails. Mapped files count there (the model's weights already do),
+//    so this source is conservative by their size.
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <string>
 
 #if defined(__linux__)
+#include <sys/resource.h>
 #include <sys/sysinfo.h>
 #endif
 
@@ -86,6 +90,16 @@ inline host_memory query_host_memory() {
          "the cgroup's memory.max less its usage");
   cgroup("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes",
          "/sys/fs/cgroup/memory/memory.stat", "total_inactive_file ", "the cgroup's memory.limit_in_bytes less its usage");
+  if (struct rlimit rl{}; ::getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+    std::uint64_t vm = 0;
+    detail::read_number("/proc/self/status", "VmSize:", 1024, vm);
+    const std::uint64_t limit = std::uint64_t(rl.rlim_cur);
+    const std::uint64_t left = limit > vm ? limit - vm : 0;
+    if (m.source.empty() || left < m.available) {
+      m.available = left;
+      m.source = "the address-space limit (RLIMIT_AS) less the process's size";
+    }
+  }
 #endif
   return m;
 }

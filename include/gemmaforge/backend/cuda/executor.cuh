@@ -2,9 +2,12 @@
 // cuda_executor: the CUDA backend of the forward pass (runtime/forward.hpp) and the engine
 // (runtime/engine.hpp). It provides the executor interface op for op, each as a launch on one stream:
 //
-//   allocate_arena(bytes)        engine buffers (activations, logits, KV pool) from the device arena,
-//                                then the executor's own scratch (step description, quantized
-//                                activations, staged K/V, split-K partials, cuBLASLt, sampling)
+//   describe_layout(in)          what the planned layout needs from it: the device weight bytes and
+//                                the options that size its scratch (plan/arena_layout.hpp)
+//   allocate_arena<M, Kv>(L)     checks the arena against the layout L and carves its own scratch
+//                                (step description, quantized activations, staged K/V, split-K
+//                                partials, cuBLASLt, sampling, pinned staging) by region name; the
+//                                engine carves its buffers and the KV pool from the same layout
 //   kv_copy()                    device-to-device copy for the pool's ring snapshots
 //   prepare_weights(host)        uploads every tensor once into the arena, returns device views;
 //                                builds the RoPE frequency tables of the model's layer kinds
@@ -43,14 +46,16 @@
 #include <gemmaforge/backend/cuda/norm.cuh>
 #include <gemmaforge/backend/cuda/rope.cuh>
 #include <gemmaforge/backend/cuda/sampling.cuh>
+#include <gemmaforge/backend/cuda/scratch.hpp>
 #include <gemmaforge/backend/cuda/softcap.cuh>
 #include <gemmaforge/backend/cuda/step_meta.cuh>
 #include <gemmaforge/core/error.hpp>
 #include <gemmaforge/core/units.hpp>
 #include <gemmaforge/kv/kv_pool.hpp>
 #include <gemmaforge/model/weights.hpp>
+#include <gemmaforge/plan/arena_layout.hpp>
 #include <gemmaforge/plan/devices.hpp>
-#include <gemmaforge/runtime/engine.hpp>
+#include <gemmaforge/runtime/forward.hpp>
 #include <gemmaforge/runtime/step.hpp>
 
 namespace gemmaforge::cuda {
@@ -62,17 +67,11 @@ enum class prefill_gemm : std::uint8_t {
 
 struct cuda_executor_config {
   int device = 0;
-  // The one cudaMalloc. 0: what the device reports free, less 512 MiB, x 0.9. required_arena_bytes()
-  // gives the exact need of an engine; memory_plan<...>::arena_bytes the planned one.
+  // The one cudaMalloc. 0: what the device reports free, less 512 MiB, x 0.9. The programs set the
+  // planned layout's arena_bytes (make_arena_layout with this executor's describe_layout).
   std::uint64_t arena_bytes = 0;
   // Refuse an arena above this (emulate a smaller device): emulate_plan<Plan>() sets it.
   std::uint64_t arena_cap_bytes = 0;
-  // Step limits (for_engine() copies them from an engine_config): scratch is sized by them once.
-  std::int32_t max_step_tokens = 0;  // >= prefill_chunk + max_batch
-  std::int32_t max_batch = 0;
-  std::int32_t max_logits_rows = 0;  // 0 = max_batch
-  std::int32_t max_seq_len = 0;
-  std::int32_t block_tokens = 16;
   // Numerics and schedules.
   // int8 activations (the CPU backend also has int16, its default, not yet ported to CUDA).
   matmul_precision quant_precision = matmul_precision::int8_activations;
@@ -81,16 +80,6 @@ struct cuda_executor_config {
   attention_schedule attention = attention_schedule::automatic;
   std::int32_t attn_split_tokens = 0;  // 0: max(64, max_seq_len / 32 rounded up to 64)
   bool decode_graphs = true;
-
-  static cuda_executor_config for_engine(const engine_config& c) {
-    cuda_executor_config x;
-    x.max_step_tokens = c.prefill_chunk + c.max_batch;
-    x.max_batch = c.max_batch;
-    x.max_logits_rows = c.logits_rows > 0 ? c.logits_rows : c.max_batch;
-    x.max_seq_len = c.max_seq_len;
-    x.block_tokens = c.block_tokens;
-    return x;
-  }
 
   // Emulate the plan's device (e.g. memory_plan<Model, devices::rtx4090, cfg>) on a bigger GPU:
   // the arena is at most what that deployment would allocate.
@@ -101,14 +90,6 @@ struct cuda_executor_config {
     return *this;
   }
 
-  std::int32_t split_tokens() const {
-    if (attn_split_tokens > 0) return attn_split_tokens;
-    const std::int32_t per = std::int32_t(ceil_div(std::uint64_t(std::max(max_seq_len, 1)), 32));
-    return std::max<std::int32_t>(64, std::int32_t(round_up(std::uint64_t(per), 64)));
-  }
-  std::int32_t max_splits() const {
-    return std::int32_t(ceil_div(std::uint64_t(std::max(max_seq_len, 1)), std::uint64_t(split_tokens())));
-  }
 };
 
 namespace detail {
@@ -138,26 +119,9 @@ inline pinned_ptr pinned_alloc(std::size_t bytes) {
   return pinned_ptr(p);
 }
 
-// Layout of the per-step description in int32 units (device and pinned staging alike).
-struct meta_layout {
-  std::size_t tokens = 0, positions = 0, row_seq = 0, logit_rows = 0, seqs = 0, lists = 0, total = 0;
-  std::int32_t list_stride = 0;  // ints per sequence: its table then its ring
-
-  static meta_layout make(int max_tokens, int max_logits, int max_seqs, int list_stride) {
-    meta_layout m;
-    auto up = [](std::size_t n) { return (n + 63) / 64 * 64; };  // 256-byte aligned sections
-    std::size_t at = 0;
-    m.tokens = at; at += up(std::size_t(max_tokens));
-    m.positions = at; at += up(std::size_t(max_tokens));
-    m.row_seq = at; at += up(std::size_t(max_tokens));
-    m.logit_rows = at; at += up(std::size_t(std::max(max_logits, max_tokens)));
-    m.seqs = at; at += up(std::size_t(max_seqs) * (sizeof(device_seq) / 4));
-    m.lists = at; at += up(std::size_t(max_seqs) * std::size_t(list_stride));
-    m.total = at;
-    m.list_stride = list_stride;
-    return m;
-  }
-};
+using meta_layout = ::gemmaforge::cuda::detail::meta_layout;  // backend/cuda/scratch.hpp
+static_assert(sizeof(device_seq) == meta_layout::seq_ints * 4, "scratch.hpp: meta_layout::seq_ints is a device_seq");
+static_assert(sizeof(device_sampling_params) == sampling_params_bytes, "scratch.hpp: sampling_params_bytes");
 
 }  // namespace detail
 
@@ -174,27 +138,6 @@ class cuda_executor {
            (s_->cfg.decode_graphs ? ", decode graphs" : "");
   }
 
-  // Scratch bytes beyond the engine's own arena request, for a model of this shape and config.
-  static std::uint64_t scratch_bytes(const detail::model_shape& m, const cuda_executor_config& c) {
-    const int T = std::max(c.max_step_tokens, 1), B = std::max(c.max_batch, 1);
-    const int L = c.max_logits_rows > 0 ? c.max_logits_rows : B;
-    const int seqs = B + 1;
-    const std::uint64_t bt = std::uint64_t(std::max(c.block_tokens, 1));
-    auto a = [](std::uint64_t n) { return round_up(n, arena_alignment); };
-    std::uint64_t n = 0;
-    n += a(detail::meta_layout::make(T, L, seqs, list_stride(m, c)).total * 4);
-    if (m.quantized && c.quant_precision == matmul_precision::int8_activations) n += a(act_q8_bytes(T, m.widest()));
-    n += a(std::uint64_t(T) * std::uint64_t(m.kv_dim) * 4) * 2 + a(std::uint64_t(T) * std::uint64_t(m.kv_heads) * 4) * 2;
-    if (c.max_splits() > 1) n += a(std::uint64_t(seqs) * m.heads * std::uint64_t(c.max_splits()) * (m.head_dim + 2) * 4);
-    if (c.gemm == prefill_gemm::cublaslt)
-      n += a(cublaslt_gemm::default_workspace_bytes) + a(cublaslt_gemm::scratch_bytes(T, m.widest()));
-    // Device sampling: weights, parameters, output ids, histories.
-    n += a(std::uint64_t(L) * std::uint64_t(m.vocab) * 4) + a(std::uint64_t(L) * sizeof(device_sampling_params)) +
-         a(std::uint64_t(L) * 4) + a(std::uint64_t(L) * std::uint64_t(std::max(c.max_seq_len, 1)) * 4);
-    (void)bt;
-    return n;
-  }
-
   // Bytes of device copies of the weights (each tensor 256-byte aligned) and the RoPE tables.
   template <class Model>
   static std::uint64_t device_weight_bytes(const model_weights<Model>& w) {
@@ -207,40 +150,35 @@ class cuda_executor {
     return n + 2 * a(std::uint64_t(Model::head_dim / 2) * 4);
   }
 
-  // The arena an engine with these settings needs: weights + the engine's buffers and KV pool (the
-  // same sums as basic_engine::allocate_arena) + the executor's scratch, plus 1 MiB of slack.
-  template <class Model, class KvElem>
-  static std::uint64_t required_arena_bytes(const model_weights<Model>& w, const engine_config& ec,
-                                            const cuda_executor_config& xc) {
-    ec.validate();  // bounds the block count below, which is computed in int32
-    kv_pool_config pc;
-    pc.block_tokens = ec.block_tokens;
-    pc.max_batch = ec.max_batch;
-    pc.max_seq_len = ec.max_seq_len;
-    pc.prefix_slots = ec.prefix_slots;
-    pc.global_blocks = ec.kv_blocks > 0 ? ec.kv_blocks
-                                        : ec.max_batch * std::int32_t(ceil_div(std::uint64_t(ec.max_seq_len),
-                                                                               std::uint64_t(ec.block_tokens)));
-    const std::uint64_t T = std::uint64_t(ec.prefill_chunk + ec.max_batch);
-    const std::uint64_t L = std::uint64_t(ec.logits_rows > 0 ? ec.logits_rows : ec.max_batch);
-    auto fl = [](std::uint64_t n) { return round_up(n * 4, 256); };
-    const std::uint64_t engine = round_up(kv_pool<Model, KvElem>::bytes_required(pc), 256) + fl(T * Model::hidden) * 2 +
-                                 fl(T * Model::q_dim) * 2 + fl(T * Model::kv_dim) * 2 + fl(T * Model::ffn) * 2 +
-                                 fl(L * Model::vocab);
-    return device_weight_bytes(w) + round_up(engine, arena_alignment) + scratch_bytes(shape_of(w), xc) + MiB;
+  // ------------------------------------------------------------------ executor interface
+  static constexpr backend_kind backend = backend_kind::cuda;
+  // The layout's inputs this executor decides: its weights in the arena and its scratch options.
+  void describe_layout(layout_inputs& in) const {
+    in.backend = backend;
+    in.device_weight_bytes = s_->weight_bytes;
+    in.cuda.cublaslt = s_->cfg.gemm == prefill_gemm::cublaslt;
+    in.cuda.attn_split_tokens = s_->cfg.attn_split_tokens;
   }
 
-  // ------------------------------------------------------------------ executor interface
-  std::byte* allocate_arena(std::uint64_t bytes) {
+  // The engine's regions and this executor's scratch, from the planned layout: the weights were
+  // uploaded at the start of the arena (the layout's first region), the rest is carved by offset.
+  template <class Model, class KvElem>
+  arena_memory allocate_arena(const arena_layout& L) {
     state& s = *s_;
-    if (s.shape.vocab == 0)
-      throw error(errc::internal, "cuda_executor: prepare_weights must run before allocate_arena");
-    if (s.cfg.max_step_tokens <= 0 || s.cfg.max_batch <= 0 || s.cfg.max_seq_len <= 0)
-      throw error(errc::invalid_argument,
-                  "cuda_executor: set max_step_tokens, max_batch and max_seq_len (cuda_executor_config::for_engine)");
-    std::byte* engine_region = s.arena.allocate(bytes, "engine buffers and KV pool");
-    s.carve_scratch();
-    return engine_region;
+    if (s.shape.vocab == 0) throw error(errc::internal, "cuda_executor: prepare_weights must run before allocate_arena");
+    const arena_region& w = L.at("weights");
+    if (w.offset != 0 || s.arena.used() > w.bytes)
+      throw error(errc::internal, "cuda_executor: the uploaded weights (" + format_bytes(s.arena.used()) +
+                                      ") exceed the layout's weights region (" + format_bytes(w.bytes) + ")");
+    // Take the rest of the planned arena in one piece, so nothing else can be bump-allocated into it.
+    const std::uint64_t rest_at = round_up(w.bytes, arena_alignment);
+    if (s.arena.used() < rest_at) s.arena.allocate(rest_at - round_up(s.arena.used(), arena_alignment), "weights region");
+    if (L.arena_bytes > rest_at) s.arena.allocate(L.arena_bytes - rest_at, "planned regions (KV pool, activations, scratch)");
+    s.host_block = detail::pinned_alloc(std::size_t(std::max<std::uint64_t>(L.host_bytes, 1)));
+    std::memset(s.host_block.get(), 0, std::size_t(L.host_bytes));
+    const arena_memory mem{s.arena.base(), static_cast<std::byte*>(s.host_block.get())};
+    s.carve(L, mem, Model::layers::local_layers() > 0 ? Model::window : 0);
+    return mem;
   }
 
   copy_fn kv_copy() const { return &detail::device_copy; }
@@ -290,17 +228,8 @@ class cuda_executor {
     GF_CHECK_CUDA(cudaDeviceSynchronize());
     auto keep = std::make_shared<model_weights<Model>>(dev);
     s.weights = keep;
+    s.weight_bytes = s.arena.used();  // the caller allocated them at the start of the arena
     return *keep;
-  }
-
-  // The engine's step limits must be within what the scratch was sized for (for_engine()).
-  template <class Model, class KvElem>
-  void reserve(int max_tokens, int max_seq_len) {
-    if (max_tokens > s_->cfg.max_step_tokens || max_seq_len > s_->cfg.max_seq_len)
-      throw error(errc::invalid_argument,
-                  "cuda_executor: configured for steps of " + std::to_string(s_->cfg.max_step_tokens) + " tokens and " +
-                      std::to_string(s_->cfg.max_seq_len) + " positions, the engine needs " + std::to_string(max_tokens) +
-                      " and " + std::to_string(max_seq_len) + ": build the config with cuda_executor_config::for_engine");
   }
 
   template <class Model, class KvElem>
@@ -312,11 +241,11 @@ class cuda_executor {
     const kv_pool_config& pc = pool.config();
     const int T = batch.n_tokens, n = batch.n_seqs;
     const std::int32_t stride = pool.max_blocks_per_seq() + pool.ring_blocks();
-    if (T > s.cfg.max_step_tokens || n > s.cfg.max_batch + 1 || stride > s.meta.list_stride ||
-        pc.max_seq_len > s.cfg.max_seq_len || std::size_t(batch.n_logits_rows) > s.logits_cap_rows)
+    if (T > s.max_step_tokens || n > s.max_batch + 1 || stride > s.meta.list_stride || pc.max_seq_len > s.max_seq_len ||
+        std::size_t(batch.n_logits_rows) > s.logits_cap_rows)
       throw error(errc::invalid_argument,
                   "cuda_executor: step of " + std::to_string(T) + " tokens / " + std::to_string(n) +
-                      " sequences exceeds the executor's configured limits (cuda_executor_config::for_engine)");
+                      " sequences exceeds the planned layout's limits");
     if (kv_has_scale<KvElem> && (pc.block_tokens * 4) % 16 != 0)
       throw error(errc::invalid_argument, "cuda_executor: fp8/int8 KV needs block_tokens >= 4 (16-byte aligned planes)");
 
@@ -533,13 +462,6 @@ class cuda_executor {
   }
 
  private:
-  static std::int32_t list_stride(const detail::model_shape& m, const cuda_executor_config& c) {
-    const std::uint64_t bt = std::uint64_t(std::max(c.block_tokens, 1));
-    const std::uint64_t table = ceil_div(std::uint64_t(std::max(c.max_seq_len, 1)), bt);
-    const std::uint64_t ring = m.window > 0 ? std::min(ceil_div(std::uint64_t(m.window), bt) + 1, table) : 0;
-    return std::int32_t(table + ring);
-  }
-
   template <class Model, class KvElem>
   kv_layer_planes<KvElem> planes(kv_pool<Model, KvElem>& pool, int layer) const {
     const kv_cache_mut_view mv = pool.view(0, layer);  // plane pointers; block lists come from the step
@@ -628,41 +550,38 @@ class cuda_executor {
       return d;
     }
 
-    void carve_scratch() {
-      const int T = cfg.max_step_tokens, B = cfg.max_batch;
-      const int L = cfg.max_logits_rows > 0 ? cfg.max_logits_rows : B;
-      const int seqs = B + 1;
-      meta = detail::meta_layout::make(T, L, seqs, list_stride(shape, cfg));
-      meta_dev = reinterpret_cast<std::int32_t*>(arena.allocate(meta.total * 4, "step description"));
-      meta_pinned = detail::pinned_alloc(meta.total * 4);
-      meta_host = static_cast<std::int32_t*>(meta_pinned.get());
-      std::memset(meta_host, 0, meta.total * 4);
-      if (shape.quantized && cfg.quant_precision == matmul_precision::int8_activations)
-        act = carve_act_q8(arena.allocate(act_q8_bytes(T, shape.widest()), "int8 activations"), T, shape.widest());
-      stage_k = arena.allocate(std::uint64_t(T) * shape.kv_dim * 4, "staged keys");
-      stage_v = arena.allocate(std::uint64_t(T) * shape.kv_dim * 4, "staged values");
-      stage_ks = reinterpret_cast<float*>(arena.allocate(std::uint64_t(T) * shape.kv_heads * 4, "staged key scales"));
-      stage_vs = reinterpret_cast<float*>(arena.allocate(std::uint64_t(T) * shape.kv_heads * 4, "staged value scales"));
-      split_tokens = cfg.split_tokens();
-      max_splits = cfg.max_splits();
-      if (max_splits > 1)
-        partials = reinterpret_cast<float*>(arena.allocate(
-            std::uint64_t(seqs) * shape.heads * std::uint64_t(max_splits) * (shape.head_dim + 2) * 4, "attention partials"));
+    // This executor's regions of the planned layout (backend/cuda/scratch.hpp names them).
+    void carve(const arena_layout& L, const arena_memory& mem, int window) {
+      auto at = [&](std::string_view name) { return L.pointer(name, mem.arena, mem.host); };
+      max_step_tokens = int(L.step_tokens);
+      max_batch = int(L.config.max_batch);
+      max_seq_len = int(L.config.max_seq_len);
+      const int T = max_step_tokens, seqs = max_batch + 1, R = int(L.logits_rows);
+      meta = detail::meta_layout::make(T, R, seqs, block_list_stride(L.config.max_seq_len, L.config.block_tokens, std::uint64_t(window)));
+      if (meta.total * 4 != L.bytes("cuda_step_meta")) throw error(errc::internal, "cuda_executor: step description differs from the layout");
+      meta_dev = reinterpret_cast<std::int32_t*>(at("cuda_step_meta"));
+      meta_host = reinterpret_cast<std::int32_t*>(at("cuda_meta_pinned"));
+      act = carve_act_q8(at("cuda_act_q8"), T, shape.widest());
+      stage_k = at("cuda_stage_k");
+      stage_v = at("cuda_stage_v");
+      stage_ks = reinterpret_cast<float*>(at("cuda_stage_k_scales"));
+      stage_vs = reinterpret_cast<float*>(at("cuda_stage_v_scales"));
+      split_tokens = attention_split_tokens(std::uint64_t(max_seq_len), cfg.attn_split_tokens);
+      max_splits = attention_max_splits(std::uint64_t(max_seq_len), cfg.attn_split_tokens);
+      if (max_splits > 1) partials = reinterpret_cast<float*>(at("cuda_attn_partials"));
       if (cfg.gemm == prefill_gemm::cublaslt) {
-        std::byte* ws = arena.allocate(cublaslt_gemm::default_workspace_bytes, "cuBLASLt workspace");
-        blas_scratch = arena.allocate(cublaslt_gemm::scratch_bytes(T, shape.widest()), "cuBLASLt scratch");
-        throw_if_failed(blas.init(ws, cublaslt_gemm::default_workspace_bytes), "cuBLASLt init");
+        std::byte* ws = at("cuda_cublaslt_workspace");
+        blas_scratch = at("cuda_cublaslt_scratch");
+        throw_if_failed(blas.init(ws, cublaslt_workspace_bytes), "cuBLASLt init");
       }
-      logits_cap_rows = std::size_t(L);
-      history_cap = std::size_t(L) * std::size_t(cfg.max_seq_len);
-      sample_weights = reinterpret_cast<float*>(arena.allocate(std::uint64_t(L) * shape.vocab * 4, "sampling weights"));
-      sample_params = reinterpret_cast<device_sampling_params*>(
-          arena.allocate(std::uint64_t(L) * sizeof(device_sampling_params), "sampling parameters"));
-      sample_out = reinterpret_cast<std::int32_t*>(arena.allocate(std::uint64_t(L) * 4, "sampled ids"));
-      sample_history = reinterpret_cast<std::int32_t*>(arena.allocate(history_cap * 4, "sampling histories"));
-      logits_pinned = detail::pinned_alloc(std::size_t(L) * std::size_t(shape.vocab) * 4);
-      logits_host = static_cast<float*>(logits_pinned.get());
-      graphs.resize(B);
+      logits_cap_rows = std::size_t(R);
+      history_cap = std::size_t(R) * std::size_t(max_seq_len);
+      sample_weights = reinterpret_cast<float*>(at("cuda_sample_weights"));
+      sample_params = reinterpret_cast<device_sampling_params*>(at("cuda_sample_params"));
+      sample_out = reinterpret_cast<std::int32_t*>(at("cuda_sample_out"));
+      sample_history = reinterpret_cast<std::int32_t*>(at("cuda_sample_history"));
+      logits_host = reinterpret_cast<float*>(at("cuda_logits_host"));
+      graphs.resize(max_batch);
       prefill.reserve(std::size_t(seqs));
     }
 
@@ -688,9 +607,11 @@ class cuda_executor {
     std::shared_ptr<void> weights;
     std::vector<rope_entry> ropes;
 
+    std::uint64_t weight_bytes = 0;  // device_weight_bytes of the uploaded model
+    int max_step_tokens = 0, max_batch = 0, max_seq_len = 0;  // from the layout
+    detail::pinned_ptr host_block;   // the layout's host space (pinned)
     detail::meta_layout meta;
     std::int32_t* meta_dev = nullptr;
-    detail::pinned_ptr meta_pinned;
     std::int32_t* meta_host = nullptr;
     act_q8_view act;
     std::byte* stage_k = nullptr;
@@ -706,7 +627,6 @@ class cuda_executor {
     std::int32_t* sample_out = nullptr;
     std::int32_t* sample_history = nullptr;
     std::size_t logits_cap_rows = 0, history_cap = 0;
-    detail::pinned_ptr logits_pinned;
     float* logits_host = nullptr;
 
     // The current step.

@@ -183,8 +183,8 @@ inline status launch_gemm_exact(const weight_view& w, const float* x, int T, flo
 // ([T][cols] 16-bit) and, for quantized weights, a bf16 panel of weight rows (panel_bytes).
 class cublaslt_gemm {
  public:
-  static constexpr std::size_t default_workspace_bytes = 32u << 20;  // NVIDIA's recommendation for Hopper
-  static constexpr std::size_t panel_bytes = 32u << 20;              // dequantized weight rows per call
+  static constexpr std::size_t default_workspace_bytes = cublaslt_workspace_bytes;  // backend/cuda/scratch.hpp
+  static constexpr std::size_t panel_bytes = cublaslt_panel_bytes;
 
   cublaslt_gemm() = default;
   cublaslt_gemm(const cublaslt_gemm&) = delete;
@@ -202,9 +202,7 @@ class cublaslt_gemm {
   bool ready() const { return handle_ != nullptr; }
 
   // Scratch bytes run() needs for T rows of `cols` activations.
-  static constexpr std::size_t scratch_bytes(int T, int cols) {
-    return (std::size_t(T) * std::size_t(cols) * 2 + 255) / 256 * 256 + panel_bytes;
-  }
+  static constexpr std::size_t scratch_bytes(int T, int cols) { return cublaslt_scratch_bytes(T, cols); }
 
   status run(const weight_view& w, const float* x, int T, float* y, std::byte* scratch, cudaStream_t stream) noexcept {
     if (!handle_) return status::invalid_argument;

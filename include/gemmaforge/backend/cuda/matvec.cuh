@@ -27,6 +27,7 @@
 #include <cstdint>
 
 #include <gemmaforge/backend/cuda/common.cuh>
+#include <gemmaforge/backend/cuda/scratch.hpp>
 #include <gemmaforge/backend/cuda/weight_load.cuh>
 #include <gemmaforge/core/error.hpp>
 #include <gemmaforge/core/format.hpp>
@@ -67,12 +68,7 @@ struct act_q8_view {
   std::int32_t* xs = nullptr;  // [T][cols / 32]
 };
 
-constexpr std::size_t act_q8_bytes(int T, int cols) {
-  const std::size_t nb = std::size_t(T) * std::size_t(cols / 32);
-  auto up = [](std::size_t n) { return (n + 255) / 256 * 256; };
-  return up(std::size_t(T) * std::size_t(cols)) + up(nb * 4) + up(nb * 4);
-}
-
+// act_q8_bytes(T, cols): backend/cuda/scratch.hpp (the planner sizes it too).
 inline act_q8_view carve_act_q8(std::byte* p, int T, int cols) {
   const std::size_t nb = std::size_t(T) * std::size_t(cols / 32);
   auto up = [](std::size_t n) { return (n + 255) / 256 * 256; };
