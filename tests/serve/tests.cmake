@@ -42,3 +42,9 @@ gf_serve_test(queue_full client_queue_full.py --max-batch 1 --max-queue 1)
 gf_serve_test(shutdown client_shutdown.py)
 gf_serve_test(shutdown_timeout client_shutdown_timeout.py --shutdown-timeout 1)
 gf_serve_test(load client_load.py --max-batch 8)
+# Issue 20: the red-team battery (D1-D5, D7-D12, RSS back to idle) in one bounded run, and the
+# shutdown cases (D6: a slow client and a request past the timeout; a second signal).
+gf_serve_test(attacks client_attacks.py --ctx-size 512 --max-batch 2 --header-timeout 3 --body-timeout 3
+              --max-body-bytes 1048576)
+gf_serve_test(shutdown_slow client_shutdown_slow.py --shutdown-timeout 2 --header-timeout 60)
+gf_serve_test(shutdown_twice client_shutdown_twice.py --shutdown-timeout 60)
