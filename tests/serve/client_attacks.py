@@ -243,7 +243,13 @@ def check_d7_nonstream_disconnect(ctx, results):
     body = json.dumps({"prompt": "Essay:", "max_tokens": 400, "ignore_eos": True, "temperature": 0}).encode()
     s = socket.create_connection(("127.0.0.1", ctx.port), timeout=10)
     s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
-    sc.wait_until(lambda: sc.health(ctx)[1]["requests_running"] == 1, 20, "the request to run")
+    sc.wait_until(lambda: sc.health(ctx)[1]["kv_blocks"]["used"] > 0, 20, "the request to run")
+    # The model-server protocol's gauges (Gateway API Inference Extension), under vLLM's names.
+    m = sc.metrics(ctx)
+    assert m["vllm:num_requests_running"] == m["gemmaforge_requests_running"] == 1, m
+    assert m["vllm:num_requests_waiting"] == m["gemmaforge_requests_waiting"], m
+    assert 0 < m["vllm:gpu_cache_usage_perc"] == m["gemmaforge_kv_cache_usage_ratio"] <= 1, m
+    assert m["vllm:gpu_cache_usage_perc"] == m["gemmaforge_kv_blocks_used"] / m["gemmaforge_kv_blocks_total"], m
     t0 = time.monotonic()
     s.close()
     sc.wait_until(lambda: sc.pool_idle(ctx), 10, "the abandoned request to be cancelled")

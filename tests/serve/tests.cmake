@@ -48,3 +48,9 @@ gf_serve_test(attacks client_attacks.py --ctx-size 512 --max-batch 2 --header-ti
               --max-body-bytes 1048576)
 gf_serve_test(shutdown_slow client_shutdown_slow.py --shutdown-timeout 2 --header-timeout 60)
 gf_serve_test(shutdown_twice client_shutdown_twice.py --shutdown-timeout 60)
+# Scale-out: nginx in front of two replicas, one killed under load (the other is the driver's).
+gf_serve_test(nginx_failover client_nginx_failover.py --max-batch 4)
+# The Kubernetes example (docs/deploy/): valid YAML whose ports, probes and labels agree.
+add_test(NAME serve.deploy_yaml
+  COMMAND ${Python3_EXECUTABLE} "${GF_SERVE_TEST_DIR}/check_deploy_yaml.py" "${PROJECT_SOURCE_DIR}/docs/deploy/gemmaforge.yaml")
+set_tests_properties(serve.deploy_yaml PROPERTIES LABELS "cpu;serve" TIMEOUT 60 SKIP_RETURN_CODE 77)
