@@ -48,6 +48,8 @@ gf_serve_test(attacks client_attacks.py --ctx-size 512 --max-batch 2 --header-ti
               --max-body-bytes 1048576)
 gf_serve_test(shutdown_slow client_shutdown_slow.py --shutdown-timeout 2 --header-timeout 60)
 gf_serve_test(shutdown_twice client_shutdown_twice.py --shutdown-timeout 60)
+# Fair admission: a short request 1 s behind a 1200-token prompt gets its first token early.
+gf_serve_test(ttft_behind_long client_ttft_behind_long.py --max-batch 4)
 # Scale-out: nginx in front of two replicas, one killed under load (the other is the driver's).
 gf_serve_test(nginx_failover client_nginx_failover.py --max-batch 4)
 # The Kubernetes example (docs/deploy/): valid YAML whose ports, probes and labels agree.
