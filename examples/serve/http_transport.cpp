@@ -61,10 +61,17 @@ const char* reason_phrase(int status) {
 
 std::string status_line(int status) { return "HTTP/1.1 " + std::to_string(status) + " " + reason_phrase(status) + "\r\n"; }
 
+void append_header(std::string& out, std::string_view name, std::string_view value) {
+  out += name;
+  out += ": ";
+  out += value;
+  out += "\r\n";
+}
+
 std::string serialize(const http_response& r, bool head_only) {
   std::string out = status_line(r.status);
-  out += "Content-Type: " + r.content_type + "\r\n";
-  for (const auto& [k, v] : r.headers) out += k + ": " + v + "\r\n";
+  append_header(out, "Content-Type", r.content_type);
+  for (const auto& [k, v] : r.headers) append_header(out, k, v);
   out += "Content-Length: " + std::to_string(r.body.size()) + "\r\nConnection: close\r\n\r\n";
   if (!head_only) out += r.body;
   return out;
@@ -234,7 +241,7 @@ class http_transport::impl::connection final : public exchange, public std::enab
   void respond(http_response r) override {
     net::post(sock_.get_executor(), [self = shared_from_this(), r = std::move(r)]() mutable {
       if (self->stage_ != stage::waiting) return self->log_unsent(r.status);
-      self->write_whole(std::move(r));
+      self->write_whole(r);
     });
   }
 
@@ -246,8 +253,8 @@ class http_transport::impl::connection final : public exchange, public std::enab
       self->pull_ = std::move(pull);
       self->http10_ = self->version_ < 11;
       std::string out = status_line(head.status);
-      out += "Content-Type: " + head.content_type + "\r\n";
-      for (const auto& [k, v] : head.headers) out += k + ": " + v + "\r\n";
+      append_header(out, "Content-Type", head.content_type);
+      for (const auto& [k, v] : head.headers) append_header(out, k, v);
       // HTTP/1.0 has no chunked encoding: the end of the body is the end of the connection.
       out += self->http10_ ? "Connection: close\r\n\r\n" : "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
       self->out_ = std::move(out);
@@ -344,7 +351,7 @@ class http_transport::impl::connection final : public exchange, public std::enab
     http_response r;
     r.status = status;
     r.body = t_.h_.error_body(status, message, code);
-    write_whole(std::move(r));
+    write_whole(r);
   }
 
   void on_header(error_code ec) {
@@ -364,7 +371,7 @@ class http_transport::impl::connection final : public exchange, public std::enab
     if (t_.h_.route) {
       if (auto answer = t_.h_.route(req_, access_)) {
         stage_ = stage::waiting;
-        return write_whole(std::move(*answer));
+        return write_whole(*answer);
       }
     }
     if (parser_->is_done()) return on_body({});
@@ -440,7 +447,7 @@ class http_transport::impl::connection final : public exchange, public std::enab
     });
   }
 
-  void write_whole(http_response r) {
+  void write_whole(const http_response& r) {
     status_ = r.status;
     stage_ = stage::done;
     out_ = serialize(r, req_.head_only);
@@ -533,7 +540,7 @@ void http_transport::impl::accept() {
         // Over the cap: a short answer without waiting for the request, then the socket is gone.
         static const std::string msg =
             "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\nConnection: close\r\n"
-            "Content-Length: 118\r\n\r\n"
+            "Content-Length: 115\r\n\r\n"
             "{\"error\":{\"message\":\"too many open connections\",\"type\":\"server_error\",\"param\":null,\"code\":\"too_many_connections\"}}\n";
         ::send(s.native_handle(), msg.data(), msg.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
         s.close(e2);

@@ -96,16 +96,18 @@ void openai_server::post_work(std::function<void()> f) {
 }
 
 void openai_server::stop_workers() {
-  std::deque<std::function<void()>> dropped;
   {
     std::lock_guard lock(work_mutex_);
     work_stop_ = true;
-    dropped.swap(work_);
   }
   work_cv_.notify_all();
   for (auto& t : workers_)
     if (t.joinable()) t.join();
   workers_.clear();
+  // Work never started (the transport is stopped: nobody is waiting for it). post_work() adds
+  // nothing once work_stop_ is set.
+  std::lock_guard lock(work_mutex_);
+  work_.clear();
 }
 
 void openai_server::set_engine(programs::program_engine* engine) {
