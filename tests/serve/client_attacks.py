@@ -257,6 +257,24 @@ def check_d7_nonstream_disconnect(ctx, results):
     sc.wait_until(lambda: "finish=client_gone" in ctx.log(), 5, "the access log line")
 
 
+def check_queued_streams(ctx, results):
+    """Row 36 of the review: streams waiting in the engine's queue held every HTTP thread and
+    /health took 6.7 s. Now a queued request holds no thread: 64 streams (--max-batch 2, so ~62
+    queued) and /health still answers at once; every stream completes."""
+    ss = [sc.open_stream(ctx, COMP, {"prompt": f"Count {i}:", "max_tokens": 2, "temperature": 0, "stream": True,
+                                     "ignore_eos": True}) for i in range(64)]
+    sc.wait_until(lambda: sc.health(ctx)[1]["requests_waiting"] > 10, 20, "streams to queue")
+    lat = [health_ms(ctx) for _ in range(10)]
+    # The engine keeps both cores busy meanwhile: a looser bound than the idle-attack one.
+    assert max(lat) < 500, f"/health took {max(lat):.0f} ms with 64 streams queued"
+    results["/health max ms with 64 streams queued"] = round(max(lat), 1)
+    for s in ss:
+        s.settimeout(120)
+        body = sc.split_http(sc.read_to_eof(s))[2]
+        s.close()
+        assert sc.sse_events(body)[-1] == "[DONE]", body[-200:]
+
+
 def check_small_defects(ctx, results):
     # D8: curl -d (form-urlencoded) with a 9 KB body: read as JSON, not a false 413.
     body = json.dumps({"prompt": "hi", "max_tokens": 1, "user": "u" * 9000}).encode()
@@ -324,6 +342,7 @@ def run(ctx):
     check_d4_headers(ctx, results)
     check_d5_nesting(ctx, results)
     check_d7_nonstream_disconnect(ctx, results)
+    check_queued_streams(ctx, results)
     check_small_defects(ctx, results)
     check_rss_returns(ctx, idle, results)
     assert sc.health(ctx)[0] == 200
