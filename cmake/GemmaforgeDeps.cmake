@@ -43,16 +43,15 @@ if(NOT nlohmann_json_FOUND)
   gf_report_missing("nlohmann-json" "the safetensors reader, --json output and the server" "nlohmann-json3-dev")
 endif()
 
-# cpp-httplib (the OpenAI-compatible server): pkg-config only, links -lcpp-httplib.
-set(GF_HAVE_HTTPLIB OFF)
-if(PkgConfig_FOUND)
-  pkg_check_modules(HTTPLIB IMPORTED_TARGET cpp-httplib)
-  if(HTTPLIB_FOUND)
-    set(GF_HAVE_HTTPLIB ON)
-  endif()
+# Boost.Beast + Boost.Asio (the OpenAI-compatible server's HTTP transport): header-only, from
+# Debian's libboost1.81-dev (1.74 lacks nothing the server uses, but 1.81 is what scripts/setup installs).
+find_package(Boost 1.74 QUIET)
+set(GF_HAVE_BEAST OFF)
+if(Boost_FOUND AND EXISTS "${Boost_INCLUDE_DIRS}/boost/beast/http/parser.hpp")
+  set(GF_HAVE_BEAST ON)
 endif()
-if(NOT GF_HAVE_HTTPLIB)
-  gf_report_missing("cpp-httplib" "gemmaforge-serve" "libcpp-httplib-dev")
+if(NOT GF_HAVE_BEAST)
+  gf_report_missing("Boost.Beast" "gemmaforge-serve" "libboost1.81-dev")
 endif()
 
 # Catch2 v2 (tests) and Google Benchmark (bench/).

@@ -5,7 +5,7 @@
 namespace gemmaforge::serve {
 
 std::string_view endpoint_label(std::string_view path) {
-  for (std::string_view known : {"/v1/chat/completions", "/v1/completions", "/v1/models", "/health", "/metrics"})
+  for (std::string_view known : {"/v1/chat/completions", "/v1/completions", "/v1/models", "/health", "/livez", "/metrics"})
     if (path == known) return known;
   return "other";
 }
@@ -70,7 +70,7 @@ void counter(std::string& out, const char* name, const char* help, double v) {
 
 }  // namespace
 
-std::string server_metrics::render(const engine_stats* s) const {
+std::string server_metrics::render(const engine_stats* s, bool draining) const {
   const double rate = tokens_per_second();
   std::string out;
   out.reserve(4096);
@@ -84,7 +84,7 @@ std::string server_metrics::render(const engine_stats* s) const {
     value(out, "gemmaforge_streams_total", double(streams_completed_), "outcome=\"completed\"");
     value(out, "gemmaforge_streams_total", double(streams_client_gone_), "outcome=\"client_gone\"");
   }
-  gauge(out, "gemmaforge_ready", "1 once the model is loaded and requests are served.", s ? 1 : 0);
+  gauge(out, "gemmaforge_ready", "1 while requests are served (0 while the model loads and while draining).", s && !draining ? 1 : 0);
   if (!s) return out;
   counter(out, "gemmaforge_requests_finished_total", "Generation requests the engine finished (any reason).", double(s->requests_finished));
   counter(out, "gemmaforge_requests_failed_total", "Generation requests that failed in the engine.", double(s->requests_failed));
@@ -101,6 +101,14 @@ std::string server_metrics::render(const engine_stats* s) const {
   gauge(out, "gemmaforge_kv_blocks_free", "KV blocks not allocated.", s->kv_blocks_total - s->kv_blocks_used);
   gauge(out, "gemmaforge_kv_blocks_reserved", "Free KV blocks promised to running requests.", s->kv_blocks_reserved);
   gauge(out, "gemmaforge_generation_tokens_per_second", "Generated tokens per second over the last 10 s.", rate);
+  // The model-server protocol of the Gateway API Inference Extension (the endpoint picker):
+  // queued requests, running requests and KV-cache utilization in [0, 1], under vLLM's names,
+  // which the picker reads by default.
+  const double kv_usage = s->kv_blocks_total > 0 ? double(s->kv_blocks_used - s->kv_blocks_cached) / double(s->kv_blocks_total) : 0.0;
+  gauge(out, "gemmaforge_kv_cache_usage_ratio", "Fraction of KV blocks held by requests (0..1; prefix-cache-only blocks count as free).", kv_usage);
+  gauge(out, "vllm:num_requests_waiting", "Requests waiting to be admitted (gemmaforge_requests_waiting).", s->waiting);
+  gauge(out, "vllm:num_requests_running", "Requests in the running batch (gemmaforge_requests_running).", s->running);
+  gauge(out, "vllm:gpu_cache_usage_perc", "KV-cache utilization, 0..1 (gemmaforge_kv_cache_usage_ratio).", kv_usage);
   return out;
 }
 

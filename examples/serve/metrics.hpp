@@ -29,7 +29,7 @@ class server_metrics {
   double tokens_per_second() const;
 
   // The engine's statistics `s` are null while the model loads.
-  std::string render(const engine_stats* s) const;
+  std::string render(const engine_stats* s, bool draining = false) const;
 
   static constexpr std::chrono::seconds window{10};
 

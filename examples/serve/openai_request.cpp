@@ -218,8 +218,14 @@ void parse_sampling(const fields& f, openai_request& r) {
   if (auto v = f.number("frequency_penalty")) s.frequency_penalty = to_float(*v);
   if (auto v = f.number("presence_penalty")) s.presence_penalty = to_float(*v);
   if (auto v = f.number("repetition_penalty")) s.repetition_penalty = to_float(*v);
-  if (auto v = f.integer("seed")) {
-    s.seed = std::uint64_t(*v);  // two's complement: negative seeds are seeds too
+  if (const json* sv = f.get("seed")) {
+    // One documented range, vLLM's: a signed 64-bit integer. Negative seeds map to their two's
+    // complement, so every value in the range is its own seed; outside it, 400 (never a clamp
+    // that would make distinct seeds collide).
+    if (sv->is_number_unsigned() && sv->get<std::uint64_t>() > std::uint64_t(std::numeric_limits<std::int64_t>::max()))
+      throw invalid_request("seed must be within [-9223372036854775808, 9223372036854775807], got " + sv->dump(), "seed");
+    const auto v = f.integer("seed");
+    s.seed = std::uint64_t(*v);
     r.seed_given = true;
   } else {
     thread_local std::mt19937_64 rng{std::random_device{}()};
@@ -262,9 +268,19 @@ openai_request parse_openai_request(api_kind kind, std::string_view body) {
   // the parser's would quote the offending bytes.
   if (const std::size_t bad = utf8_first_invalid(body); bad != std::string_view::npos)
     throw invalid_request("request body is not valid UTF-8 (invalid byte at offset " + std::to_string(bad) + ")", {}, "invalid_utf8");
+  // A raw NUL is not JSON (control characters must be escaped), but nlohmann's parser reads it as
+  // the end of the input and would ignore what follows: refuse it, whatever comes after.
+  if (const std::size_t nul = body.find('\0'); nul != std::string_view::npos)
+    throw invalid_request("request body is not valid JSON: a raw NUL byte at offset " + std::to_string(nul), {}, "invalid_json");
   json doc;
   try {
-    doc = json::parse(body);
+    // Nesting deeper than max_json_depth is refused as the parser reaches it, so a deep body
+    // costs no more than a shallow one (the tree is never built past the limit).
+    doc = json::parse(body, [](int depth, json::parse_event_t event, json&) {
+      if ((event == json::parse_event_t::object_start || event == json::parse_event_t::array_start) && depth >= int(max_json_depth))
+        throw invalid_request("request body is nested deeper than " + std::to_string(max_json_depth) + " levels", {}, "invalid_json");
+      return true;
+    });
   } catch (const json::exception& e) {
     // Not only parse_error: a number beyond double's range (1e400) is out_of_range.406, thrown
     // by the parser too. Both are the client's malformed body, never a server fault.

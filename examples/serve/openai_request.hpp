@@ -41,6 +41,7 @@ struct openai_request {
 // Limits that are not the model's: kept small so a request cannot make the server do unbounded
 // work before it reaches the engine.
 inline constexpr std::size_t max_stop_strings = 16;
+inline constexpr std::size_t max_json_depth = 64;  // nested arrays/objects in a request body
 
 // Throws api_error (400) for malformed JSON, invalid UTF-8, wrong types, missing fields, values
 // out of range (sampling_params::validate), unsupported options (n > 1, logprobs, tools, ...).

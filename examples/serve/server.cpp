@@ -1,9 +1,10 @@
 // Routes and the request lifecycle of gemmaforge-serve.
 #include "server.hpp"
 
-#include <httplib.h>
+#include <malloc.h>
 
 #include <cstdio>
+#include <limits>
 
 #include <nlohmann/json.hpp>
 
@@ -14,18 +15,6 @@ namespace gemmaforge::serve {
 
 namespace {
 
-// What the access-log line says about the request being answered on this thread. cpp-httplib runs
-// routing, the handler, the body writer (the SSE pump included) and the logger for one request on
-// one worker thread, so a thread-local record needs no locking.
-struct access_record {
-  std::chrono::steady_clock::time_point start{};
-  bool generation = false, stream = false, server_fault = false, incomplete = false;
-  usage_counts usage;
-  std::string finish;  // stop / length / client_gone / cancelled / error
-  std::string note;    // "type: message" of an error
-};
-thread_local access_record t_access;
-
 // Log lines carry request paths and messages that quote client input: no control characters.
 std::string printable(std::string_view s, std::size_t max = 200) {
   std::string out;
@@ -34,26 +23,16 @@ std::string printable(std::string_view s, std::size_t max = 200) {
   return out;
 }
 
-void send_error(httplib::Response& res, const api_error& e) {
+http_response error_response(access_record& a, const api_error& e) {
+  http_response res;
   res.status = e.status;
-  res.set_content(error_body(e), "application/json");
-  if (e.status == 429) res.set_header("Retry-After", "1");
-  if (e.status == 401) res.set_header("WWW-Authenticate", "Bearer");
-  t_access.note = e.type + ": " + e.what();
-  if (e.status >= 500 && e.status != 503) t_access.server_fault = true;
-}
-
-const char* status_text(int status) {
-  switch (status) {
-    case 400: return "malformed HTTP request";
-    case 404: return "not found";
-    case 405: return "method not allowed";
-    case 413: return "request body too large";
-    case 414: return "request URI too long";
-    case 416: return "range not satisfiable";
-    case 500: return "internal server error";
-    default: return "HTTP error";
-  }
+  res.body = error_body(e);
+  if (e.status == 429) res.headers.emplace_back("Retry-After", "1");
+  if (e.status == 401) res.headers.emplace_back("WWW-Authenticate", "Bearer");
+  if (e.status == 405) res.headers.emplace_back("Allow", "POST");
+  a.note = e.type + ": " + e.what();
+  if (e.status >= 500 && e.status != 503) a.server_fault = true;
+  return res;
 }
 
 bool constant_time_equal(std::string_view a, std::string_view b) {
@@ -86,17 +65,70 @@ class openai_server::inflight_guard {
 
 openai_server::openai_server(server_options o) : opts_(std::move(o)) {
   started_unix_ = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  for (int i = 0; i < std::max(1, opts_.http_threads); ++i)
+    workers_.emplace_back([this] {
+      for (;;) {
+        std::function<void()> f;
+        {
+          std::unique_lock lock(work_mutex_);
+          work_cv_.wait(lock, [&] { return work_stop_ || !work_.empty(); });
+          if (work_stop_) return;
+          f = std::move(work_.front());
+          work_.pop_front();
+        }
+        f();
+      }
+    });
 }
 
-openai_server::~openai_server() { stop_sampler(); }
+openai_server::~openai_server() {
+  stop_workers();
+  stop_sampler();
+}
+
+void openai_server::post_work(std::function<void()> f) {
+  {
+    std::lock_guard lock(work_mutex_);
+    if (work_stop_) return;
+    work_.push_back(std::move(f));
+  }
+  work_cv_.notify_one();
+}
+
+void openai_server::stop_workers() {
+  {
+    std::lock_guard lock(work_mutex_);
+    work_stop_ = true;
+  }
+  work_cv_.notify_all();
+  for (auto& t : workers_)
+    if (t.joinable()) t.join();
+  workers_.clear();
+  // Work never started (the transport is stopped: nobody is waiting for it). post_work() adds
+  // nothing once work_stop_ is set.
+  std::lock_guard lock(work_mutex_);
+  work_.clear();
+}
 
 void openai_server::set_engine(programs::program_engine* engine) {
   if (model_id_.empty()) model_id_ = opts_.model_alias.empty() ? engine->info().name : opts_.model_alias;
+  if (engine->has_tokenizer()) {
+    const tokenizer& t = engine->tok();
+    std::size_t m = 1;
+    // A piece's own bytes bound the input it covers: "▁" (3 bytes) stands for one space, a byte
+    // piece for one byte, a special token for its text.
+    for (int id = 0; id < t.vocab_size(); ++id) m = std::max(m, t.piece(id).size());
+    max_token_bytes_ = m;
+  }
   engine_.store(engine, std::memory_order_release);
   sampler_ = std::thread([this, engine] {
     std::unique_lock lock(sampler_mutex_);
     do {
       metrics_.sample(engine->stats().generated_tokens);
+      // Memory that requests freed (bodies, JSON trees, token vectors) goes back to the system,
+      // at most once a second: glibc keeps freed heap otherwise, and an attack's peak would stay
+      // resident.
+      if (trim_pending_.exchange(false)) malloc_trim(0);
     } while (!sampler_cv_.wait_for(lock, std::chrono::seconds(1), [&] { return sampler_stop_; }));
   });
 }
@@ -116,9 +148,9 @@ programs::program_engine& openai_server::engine_or_503() const {
   return *e;
 }
 
-void openai_server::check_auth(const httplib::Request& req) const {
+void openai_server::check_auth(const http_request& req) const {
   if (opts_.api_key.empty()) return;
-  const std::string h = req.get_header_value("Authorization");
+  const std::string& h = req.authorization;
   constexpr std::string_view bearer = "Bearer ";
   if (h.size() < bearer.size() || h.compare(0, bearer.size(), bearer) != 0)
     throw api_error(401, "invalid_request_error", "missing API key: send 'Authorization: Bearer <key>'", {}, "invalid_api_key");
@@ -137,6 +169,11 @@ void openai_server::check_model(const std::string& requested) const {
 void openai_server::begin_drain() {
   std::lock_guard lock(inflight_mutex_);
   draining_ = true;
+}
+
+bool openai_server::draining() const {
+  std::lock_guard lock(inflight_mutex_);
+  return draining_;
 }
 
 bool openai_server::wait_idle(std::chrono::milliseconds timeout) {
@@ -173,6 +210,18 @@ generation_request openai_server::build_request(const openai_request& r, program
   const bool chat = r.kind == api_kind::chat;
   const char* what = chat ? "messages" : "prompt";
   generation_request g;
+  const std::int64_t ctx = std::int64_t(eng.config().limits.max_seq_len);
+  // Bounded work before the engine: text that cannot fit the context whatever its tokens is
+  // refused before it is tokenized (tokenizing costs ~180 bytes of memory per byte of text).
+  if (max_token_bytes_ > 0 && !r.prompt_is_ids) {
+    std::size_t bytes = r.prompt_text.size();
+    for (const auto& m : r.messages) bytes += m.content.size();
+    if (bytes / max_token_bytes_ >= std::size_t(ctx))
+      throw invalid_request("This model's maximum context length is " + std::to_string(ctx) + " tokens. However, your " + what + " of " +
+                                std::to_string(bytes) + " bytes cannot fit in it (one token covers at most " +
+                                std::to_string(max_token_bytes_) + " bytes). Please reduce the length of the " + what + ".",
+                            what, "context_length_exceeded");
+  }
   if (!chat) {
     if (r.prompt_is_ids) {
       for (auto id : r.prompt_ids)
@@ -202,7 +251,7 @@ generation_request openai_server::build_request(const openai_request& r, program
       throw invalid_request(e.what(), "messages", "invalid_messages");
     }
   }
-  const std::int64_t ctx = std::int64_t(eng.config().limits.max_seq_len), p = std::int64_t(g.prompt.size());
+  const std::int64_t p = std::int64_t(g.prompt.size());
   // The context checks, with vLLM's wording and numbers.
   if (p >= ctx)
     throw invalid_request("This model's maximum context length is " + std::to_string(ctx) + " tokens. However, your " + what +
@@ -212,9 +261,12 @@ generation_request openai_server::build_request(const openai_request& r, program
   std::int64_t m = 0;
   if (r.max_tokens) {
     m = *r.max_tokens;
-    if (p + m > ctx)
+    // m > ctx - p, not p + m > ctx: max_tokens may be near INT64_MAX (p < ctx here, so no overflow).
+    if (m > ctx - p)
       throw invalid_request("This model's maximum context length is " + std::to_string(ctx) + " tokens. However, you requested " +
-                                std::to_string(p + m) + " tokens (" + std::to_string(p) + " in the " + what + ", " +
+                                (m > std::numeric_limits<std::int64_t>::max() - p ? std::string("more than ") + std::to_string(std::numeric_limits<std::int64_t>::max())
+                                                                                   : std::to_string(p + m)) +
+                                " tokens (" + std::to_string(p) + " in the " + what + ", " +
                                 std::to_string(m) + " in the completion). Please reduce the length of the " + what +
                                 " or completion.",
                             "max_tokens", "context_length_exceeded");
@@ -247,76 +299,157 @@ request_handle openai_server::submit(programs::program_engine& eng, generation_r
   }
 }
 
-void openai_server::handle_generate(api_kind kind, const httplib::Request& req, httplib::Response& res) {
-  programs::program_engine& eng = engine_or_503();
-  const openai_request r = parse_openai_request(kind, req.body);
-  check_model(r.model);
-  generation_request g = build_request(r, eng);
-  auto guard = track(nullptr);
-  const response_meta meta = make_meta(kind, model_id_);
-  std::shared_ptr<token_channel> channel;
-  if (r.stream) {
-    channel = std::make_shared<token_channel>();
-    g.on_token = [channel](const token_event& e) { channel->push(e); };
-  }
-  request_handle h = submit(eng, std::move(g));
-  guard->attach(h);
-  t_access.generation = true;
-  t_access.stream = r.stream;
+void openai_server::handle_generate(api_kind kind, const std::shared_ptr<exchange>& x) {
+  access_record& acc = x->access();
+  try {
+    programs::program_engine& eng = engine_or_503();
+    const openai_request r = parse_openai_request(kind, x->request().body);
+    check_model(r.model);
+    generation_request g = build_request(r, eng);
+    auto guard = track(nullptr);
+    const response_meta meta = make_meta(kind, model_id_);
+    acc.generation = true;
+    acc.stream = r.stream;
+    const std::weak_ptr<exchange> wx = x;
 
-  if (r.stream) {
-    auto on_end = [this](const stream_outcome& o) {
-      t_access.usage = o.usage;
-      switch (o.how) {
-        case stream_outcome::kind::completed: t_access.finish = std::string(to_string(o.reason)); break;
-        case stream_outcome::kind::client_gone:
-          t_access.finish = "client_gone";
-          t_access.incomplete = true;
-          break;
-        case stream_outcome::kind::cancelled:
-          t_access.finish = "cancelled";
-          t_access.incomplete = true;
-          break;
-        case stream_outcome::kind::failed:
-          t_access.finish = "error";
-          t_access.server_fault = true;
-          break;
+    if (r.stream) {
+      auto channel = std::make_shared<token_channel>();
+      g.on_token = [channel, wx](const token_event& e) {
+        channel->push(e);
+        if (auto p = wx.lock()) p->notify();
+      };
+      request_handle h = submit(eng, std::move(g));
+      guard->attach(h);
+      // The stream's end is seen on the transport's I/O thread (pull or client_gone), the one
+      // that owns the access record from start_stream on.
+      auto on_end = [this, wx](const stream_outcome& o) {
+        auto p = wx.lock();
+        if (!p) return;
+        access_record& a = p->access();
+        a.prompt = o.usage.prompt;
+        a.completion = o.usage.completion;
+        a.cached = o.usage.cached;
+        switch (o.how) {
+          case stream_outcome::kind::completed: a.finish = std::string(to_string(o.reason)); break;
+          case stream_outcome::kind::client_gone:
+            a.finish = "client_gone";
+            a.incomplete = true;
+            break;
+          case stream_outcome::kind::cancelled:
+            a.finish = "cancelled";
+            a.incomplete = true;
+            break;
+          case stream_outcome::kind::failed:
+            a.finish = "error";
+            a.server_fault = true;
+            break;
+        }
+        if (!o.detail.empty()) a.note = o.detail;
+        metrics_.count_stream_end(o.how == stream_outcome::kind::client_gone);
+        trim_pending_ = true;
+      };
+      auto stream = std::make_shared<sse_stream>(meta, h, channel, r.include_usage, std::move(on_end));
+      x->on_client_gone([stream] { stream->client_gone(); });
+      http_response head;
+      head.content_type = "text/event-stream";
+      head.headers = {{"Cache-Control", "no-cache"}, {"X-Accel-Buffering", "no"}};
+      x->start_stream(std::move(head), [stream, guard]() {
+        exchange::chunk c;
+        c.data = stream->pull(c.last);
+        return c;
+      });
+      return;
+    }
+
+    // Not streamed: no thread waits. The engine's final event posts the answer to a worker; a
+    // client that goes away meanwhile cancels the request (its socket is watched, as a stream's).
+    // `st` holds the exchange until the answer is given; nothing else the engine keeps does.
+    auto st = std::make_shared<pending_answer>();
+    st->x = x;
+    st->guard = guard;
+    st->meta = meta;
+    g.on_token = [this, st](const token_event& e) {
+      if (!e.finished) return;
+      std::unique_lock lock(st->mutex);
+      st->finished = true;
+      if (st->h) {
+        lock.unlock();
+        post_work([this, st] { answer(*st); });
       }
-      if (!o.detail.empty()) t_access.note = o.detail;
-      metrics_.count_stream_end(o.how == stream_outcome::kind::client_gone);
     };
-    auto stream = std::make_shared<sse_stream>(meta, h, channel, r.include_usage, std::move(on_end));
-    res.set_header("Cache-Control", "no-cache");
-    res.set_header("X-Accel-Buffering", "no");
-    res.set_chunked_content_provider("text/event-stream",
-                                     [stream, guard](std::size_t, httplib::DataSink& sink) { return stream->pump(sink); });
-    return;
+    request_handle h = submit(eng, std::move(g));
+    guard->attach(h);
+    bool finished_already = false;
+    {
+      std::lock_guard lock(st->mutex);
+      st->h = h;
+      finished_already = st->finished;
+    }
+    // Both the final event and submit() returning are needed; whichever comes second posts.
+    if (finished_already) post_work([this, st] { answer(*st); });
+    x->on_client_gone([w = std::weak_ptr<pending_answer>(st), h] {
+      if (auto p = w.lock()) p->client_left = true;
+      h->cancel();
+    });
+  } catch (const api_error& e) {
+    trim_pending_ = true;
+    x->respond(error_response(acc, e));
+  } catch (const std::exception& e) {
+    trim_pending_ = true;
+    x->respond(error_response(acc, api_error(500, "server_error", std::string("internal error: ") + e.what())));
   }
+}
 
+void openai_server::answer(pending_answer& st) {
+  std::shared_ptr<exchange> x;
+  request_handle h;
+  {
+    std::lock_guard lock(st.mutex);
+    x = std::move(st.x);
+    h = std::move(st.h);
+  }
+  if (!x || !h) return;
   h->wait();
+  access_record& a = x->access();
   const usage_counts u{h->prompt_tokens(), h->completion_tokens(), h->reused_tokens()};
-  t_access.usage = u;
-  t_access.finish = std::string(to_string(h->reason()));
-  if (h->reason() == finish_reason::error) throw api_error(500, "server_error", "generation failed: " + h->error_message());
-  if (h->reason() == finish_reason::cancelled)
-    throw api_error(503, "server_error", "request cancelled: the server is shutting down", {}, "shutting_down");
-  res.set_content(completion_body(meta, h->text(), to_string(h->reason()), u), "application/json");
+  a.prompt = u.prompt;
+  a.completion = u.completion;
+  a.cached = u.cached;
+  a.finish = std::string(to_string(h->reason()));
+  trim_pending_ = true;
+  if (h->reason() == finish_reason::cancelled && st.client_left) {
+    a.finish = "client_gone";
+    a.incomplete = true;
+    http_response res;
+    res.status = 499;  // nginx's "client closed request": never sent, for the log
+    x->respond(std::move(res));
+  } else if (h->reason() == finish_reason::error) {
+    x->respond(error_response(a, api_error(500, "server_error", "generation failed: " + h->error_message())));
+  } else if (h->reason() == finish_reason::cancelled) {
+    x->respond(error_response(a, api_error(503, "server_error", "request cancelled: the server is shutting down", {}, "shutting_down")));
+  } else {
+    http_response res;
+    res.body = completion_body(st.meta, h->text(), to_string(h->reason()), u);
+    x->respond(std::move(res));
+  }
+  st.guard.reset();
 }
 
-void openai_server::handle_models(httplib::Response& res) const {
+http_response openai_server::handle_models() const {
   const auto& eng = engine_or_503();
-  res.set_content(models_body(model_id_, started_unix_, std::int64_t(eng.config().limits.max_seq_len)), "application/json");
+  http_response res;
+  res.body = models_body(model_id_, started_unix_, std::int32_t(eng.config().limits.max_seq_len));
+  return res;
 }
 
-void openai_server::handle_health(httplib::Response& res) const {
+// Readiness: 200 only while requests are served (503 while the model loads and while draining),
+// so a load balancer or Kubernetes takes the replica out of rotation in both cases. Liveness is
+// GET /livez: 200 as long as the process answers.
+http_response openai_server::handle_health() const {
   nlohmann::ordered_json j;
   const auto* eng = engine_.load(std::memory_order_acquire);
-  bool draining = false;
-  {
-    std::lock_guard lock(inflight_mutex_);
-    draining = draining_;
-  }
-  j["status"] = !eng ? "loading" : draining ? "shutting_down" : "ok";
+  const bool drain = draining();
+  j["status"] = !eng ? "loading" : drain ? "shutting_down" : "ok";
   if (eng) {
     const engine_stats s = eng->stats();
     j["model"] = model_id_;
@@ -329,121 +462,85 @@ void openai_server::handle_health(httplib::Response& res) const {
                       {"free", s.kv_blocks_total - s.kv_blocks_used},
                       {"reserved", s.kv_blocks_reserved}};
   }
+  http_response res;
   res.status = j["status"] == "ok" ? 200 : 503;
-  res.set_content(j.dump(), "application/json");
+  res.body = j.dump();
+  return res;
 }
 
-void openai_server::handle_metrics(httplib::Response& res) const {
+http_response openai_server::handle_metrics() const {
   const auto* eng = engine_.load(std::memory_order_acquire);
   engine_stats s;
   if (eng) s = eng->stats();
-  res.set_content(metrics_.render(eng ? &s : nullptr), "text/plain; version=0.0.4");
+  http_response res;
+  res.content_type = "text/plain; version=0.0.4";
+  res.body = metrics_.render(eng ? &s : nullptr, draining());
+  return res;
 }
 
-void openai_server::install(httplib::Server& svr) {
-  svr.new_task_queue = [n = opts_.http_threads] { return new httplib::ThreadPool(std::size_t(n)); };
-  svr.set_payload_max_length(opts_.max_body_bytes);
-  // A client that stops reading for this long loses its stream (the request is cancelled); its
-  // HTTP thread is the only one that waits.
-  svr.set_write_timeout(10, 0);
-  svr.set_read_timeout(10, 0);
-  svr.set_tcp_nodelay(true);  // SSE chunks are small: send each at once
-  // One request per connection (Connection: close). cpp-httplib parks a pool thread on every idle
-  // keep-alive connection for its whole timeout, so a client's connection pool would pin threads
-  // that streams need, and SIGTERM would wait for idle connections. A TCP handshake per request
-  // is nothing next to a generation.
-  svr.set_keep_alive_max_count(1);
-
-  svr.set_pre_routing_handler([](const httplib::Request&, httplib::Response&) {
-    t_access = {};
-    t_access.start = std::chrono::steady_clock::now();
-    return httplib::Server::HandlerResponse::Unhandled;
-  });
-
-  auto api = [this](auto fn) {
-    return [this, fn](const httplib::Request& req, httplib::Response& res) {
-      try {
-        check_auth(req);
-        fn(req, res);
-      } catch (const api_error& e) {
-        send_error(res, e);
-      }
-    };
-  };
-  auto open = [](auto fn) {
-    return [fn](const httplib::Request&, httplib::Response& res) {
-      try {
-        fn(res);
-      } catch (const api_error& e) {
-        send_error(res, e);
-      }
-    };
-  };
-  svr.Post("/v1/completions", api([this](const httplib::Request& q, httplib::Response& s) { handle_generate(api_kind::completion, q, s); }));
-  svr.Post("/v1/chat/completions", api([this](const httplib::Request& q, httplib::Response& s) { handle_generate(api_kind::chat, q, s); }));
-  svr.Get("/v1/models", api([this](const httplib::Request&, httplib::Response& s) { handle_models(s); }));
-  svr.Get("/health", open([this](httplib::Response& s) { handle_health(s); }));
-  svr.Get("/metrics", open([this](httplib::Response& s) { handle_metrics(s); }));
-  for (const char* path : {"/v1/completions", "/v1/chat/completions"})
-    svr.Get(path, [](const httplib::Request&, httplib::Response& res) {
-      res.set_header("Allow", "POST");
-      send_error(res, api_error(405, "invalid_request_error", "use POST for this endpoint", {}, "method_not_allowed"));
-    });
-
-  // Errors cpp-httplib answers itself (no route, body over the limit, unparsable request) get the
-  // same OpenAI error object as the handlers' own.
-  svr.set_error_handler(httplib::Server::HandlerWithResponse([this](const httplib::Request& req, httplib::Response& res) {
-    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-    std::string msg = status_text(res.status);
-    std::string code;
-    if (res.status == 404) {
-      msg = "no route for " + req.method + " " + printable(req.path);
-      code = "not_found";
-    } else if (res.status == 413) {
-      msg = "request body of " + req.get_header_value("Content-Length") + " bytes exceeds the limit of " +
-            std::to_string(opts_.max_body_bytes) + " bytes (--max-body-bytes)";
-      code = "request_too_large";
+std::optional<http_response> openai_server::route(const http_request& req, access_record& a) {
+  const std::string& p = req.path;
+  const bool get = req.method == "GET" || req.method == "HEAD";
+  try {
+    if (p == "/v1/completions" || p == "/v1/chat/completions") {
+      if (req.method != "POST") throw api_error(405, "invalid_request_error", "use POST for this endpoint", {}, "method_not_allowed");
+      check_auth(req);
+      engine_or_503();
+      if (draining()) throw api_error(503, "server_error", "the server is shutting down: request refused", {}, "shutting_down");
+      return std::nullopt;  // read the body
     }
-    send_error(res, api_error(res.status, res.status >= 500 ? "server_error" : "invalid_request_error", msg, {}, code));
-    return httplib::Server::HandlerResponse::Handled;
-  }));
-  svr.set_exception_handler([](const httplib::Request&, httplib::Response& res, const std::exception_ptr& ep) {
-    std::string what = "unknown exception";
-    try {
-      std::rethrow_exception(ep);
-    } catch (const std::exception& e) {
-      what = e.what();
-    } catch (...) {
+    if (get && p == "/health") return handle_health();
+    if (get && p == "/livez") {
+      http_response res;
+      res.body = R"({"status":"alive"})";
+      return res;
     }
-    send_error(res, api_error(500, "server_error", "internal error: " + what));
-  });
+    if (get && p == "/metrics") return handle_metrics();
+    if (get && p == "/v1/models") {
+      check_auth(req);
+      return handle_models();
+    }
+    throw api_error(404, "invalid_request_error", "no route for " + printable(req.method, 16) + " " + printable(req.path), {}, "not_found");
+  } catch (const api_error& e) {
+    return error_response(a, e);
+  }
+}
 
-  // One line per request on stderr. Client mistakes are warnings; "error:" is kept for faults of
-  // the server itself, so a clean log has none.
-  svr.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
-    access_record& a = t_access;
-    const int st = res.status;
-    // A stream cut short (client gone, cancelled at shutdown) is a 200 that did not complete: warn.
-    const char* level = a.server_fault ? "error" : st >= 400 || a.incomplete ? "warn" : "info";
-    const double secs =
-        a.start == std::chrono::steady_clock::time_point{} ? 0.0 : std::chrono::duration<double>(std::chrono::steady_clock::now() - a.start).count();
-    std::string line = std::string(level) + ": " + req.remote_addr + " " + printable(req.method, 16) + " " + printable(req.path) + " " +
-                       std::to_string(st);
-    char buf[160];
-    std::snprintf(buf, sizeof buf, " %.3fs", secs);
+// One line per request on stderr. Client mistakes are warnings; "error:" is kept for faults of
+// the server itself, so a clean log has none.
+void openai_server::log_request(const http_request& req, int st, access_record& a) {
+  // A stream cut short (client gone, cancelled at shutdown) is a 200 that did not complete: warn.
+  const char* level = a.server_fault ? "error" : st >= 400 || a.incomplete ? "warn" : "info";
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - a.start).count();
+  std::string line = std::string(level) + ": " + req.remote_addr + " " + printable(req.method, 16) + " " + printable(req.path) + " " +
+                     std::to_string(st);
+  char buf[160];
+  std::snprintf(buf, sizeof buf, " %.3fs", secs);
+  line += buf;
+  if (a.generation) {
+    std::snprintf(buf, sizeof buf, " prompt=%d cached=%d completion=%d", a.prompt, a.cached, a.completion);
     line += buf;
-    if (a.generation) {
-      std::snprintf(buf, sizeof buf, " prompt=%d cached=%d completion=%d", a.usage.prompt, a.usage.cached, a.usage.completion);
-      line += buf;
-      line += " finish=" + (a.finish.empty() ? std::string("-") : a.finish);
-      if (a.stream) line += " stream";
-    }
-    if (!a.note.empty()) line += " " + printable(a.note, 300);
-    line += '\n';
-    std::fputs(line.c_str(), stderr);
-    metrics_.count_request(endpoint_label(req.path), st);
-    a = {};
-  });
+    line += " finish=" + (a.finish.empty() ? std::string("-") : a.finish);
+    if (a.stream) line += " stream";
+  }
+  if (!a.note.empty()) line += " " + printable(a.note, 300);
+  line += '\n';
+  std::fputs(line.c_str(), stderr);
+  metrics_.count_request(endpoint_label(req.path), st);
+}
+
+transport_handlers openai_server::handlers() {
+  transport_handlers h;
+  h.route = [this](const http_request& req, access_record& a) { return route(req, a); };
+  h.handle = [this](std::shared_ptr<exchange> x) {
+    const api_kind kind = x->request().path == "/v1/chat/completions" ? api_kind::chat : api_kind::completion;
+    post_work([this, kind, x = std::move(x)] { handle_generate(kind, x); });
+  };
+  h.finished = [this](const http_request& req, int status, access_record& a) { log_request(req, status, a); };
+  h.error_body = [](int status, const std::string& message, const std::string& code) {
+    return error_body(api_error(status, status >= 500 ? "server_error" : "invalid_request_error", message, {}, code));
+  };
+  return h;
 }
 
 }  // namespace gemmaforge::serve

@@ -1,38 +1,39 @@
 #pragma once
-// openai_server: the HTTP face of one program_engine. Routes, authentication, the access log,
-// the in-flight registry that graceful shutdown drains, and the metrics sampler.
+// openai_server: the application behind the HTTP transport (http_transport.hpp) for one
+// program_engine. Routes, authentication, the access log, the work that turns a body into an
+// engine request (on a small worker pool, off the I/O threads), the in-flight registry that
+// graceful shutdown drains, and the metrics sampler.
 //
-// Lifecycle (main.cpp drives it): install() on a bound httplib::Server, which starts answering
-// at once (GET /health says "loading", the API says 503); set_engine() when the model is loaded;
-// on SIGTERM begin_drain() (new generation requests get 503), wait_idle() for the in-flight
-// ones, cancel_all() after the timeout, then stop the HTTP server and the engine.
+// Lifecycle (main.cpp drives it): handlers() go to the transport, which starts answering at once
+// (GET /health says "loading", the API says 503); set_engine() when the model is loaded; on SIGTERM
+// begin_drain() (new generation requests get 503, /health 503), wait_idle() for the in-flight
+// ones, cancel_all() after the timeout, then the transport closes every connection.
 #include <atomic>
+#include <optional>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <vector>
 
+#include "http_transport.hpp"
 #include "metrics.hpp"
 #include "openai_request.hpp"
+#include "openai_response.hpp"
 #include "program_engine.hpp"
-
-namespace httplib {
-class Server;
-struct Request;
-struct Response;
-}  // namespace httplib
 
 namespace gemmaforge::serve {
 
 struct server_options {
   std::string api_key;               // empty = no authentication
   std::string model_alias;           // the id /v1/models lists; empty = the registry name
-  std::size_t max_body_bytes = 4u << 20;
-  int http_threads = 64;             // concurrent connections served (each stream holds one)
+  int http_threads = 4;              // workers that parse and tokenize request bodies
 };
 
 class openai_server {
@@ -42,7 +43,7 @@ class openai_server {
   openai_server(const openai_server&) = delete;
   openai_server& operator=(const openai_server&) = delete;
 
-  void install(httplib::Server& svr);
+  transport_handlers handlers();
   void set_engine(programs::program_engine* engine);
   const std::string& model_id() const { return model_id_; }
 
@@ -52,20 +53,35 @@ class openai_server {
   std::size_t in_flight() const;
   std::size_t cancel_all();
   void stop_sampler();
+  void stop_workers();  // after the transport stopped: queued work is dropped
 
  private:
   class inflight_guard;
+  struct pending_answer {
+    std::mutex mutex;
+    std::shared_ptr<exchange> x;
+    request_handle h;
+    std::shared_ptr<inflight_guard> guard;
+    response_meta meta;
+    bool finished = false;
+    std::atomic<bool> client_left{false};
+  };
+  void answer(pending_answer& st);
   programs::program_engine& engine_or_503() const;
-  void check_auth(const httplib::Request& req) const;
+  void check_auth(const http_request& req) const;
   void check_model(const std::string& requested) const;
   std::shared_ptr<inflight_guard> track(const request_handle& h);
+  bool draining() const;
 
-  void handle_generate(api_kind kind, const httplib::Request& req, httplib::Response& res);
+  std::optional<http_response> route(const http_request& req, access_record& a);
+  void handle_generate(api_kind kind, const std::shared_ptr<exchange>& x);
   generation_request build_request(const openai_request& r, programs::program_engine& eng) const;
   request_handle submit(programs::program_engine& eng, generation_request g);
-  void handle_models(httplib::Response& res) const;
-  void handle_health(httplib::Response& res) const;
-  void handle_metrics(httplib::Response& res) const;
+  http_response handle_models() const;
+  http_response handle_health() const;
+  http_response handle_metrics() const;
+  void log_request(const http_request& req, int status, access_record& a);
+  void post_work(std::function<void()> f);
 
   server_options opts_;
   std::atomic<programs::program_engine*> engine_{nullptr};
@@ -78,6 +94,17 @@ class openai_server {
   std::unordered_map<std::uint64_t, request_handle> inflight_;
   std::uint64_t next_inflight_ = 0;
   bool draining_ = false;
+
+  // Longest input, in bytes, one token can stand for: a prompt longer than the context times this
+  // cannot fit and is refused before it is tokenized.
+  std::size_t max_token_bytes_ = 0;
+  std::atomic<bool> trim_pending_{false};
+
+  std::mutex work_mutex_;
+  std::condition_variable work_cv_;
+  std::deque<std::function<void()>> work_;
+  bool work_stop_ = false;
+  std::vector<std::thread> workers_;
 
   std::mutex sampler_mutex_;
   std::condition_variable sampler_cv_;

@@ -4,15 +4,15 @@
 // Two threads meet here. The engine thread calls the request's on_token callback once per token
 // for every running sequence in a step: it must never wait for a client, or one slow reader would
 // stall the whole batch. So the callback only appends the text to this request's token_channel
-// (a mutex held for a string append) and returns. The HTTP thread that owns the connection drains
-// the channel and does the socket writes; a slow client only slows its own thread.
+// (a mutex held for a string append), pokes the connection (exchange::notify) and returns. The
+// transport's I/O thread then pulls the events (pull(), never blocking) and writes them; a slow
+// client only delays its own writes, and a stream waiting in the engine's queue holds no thread.
 //
-// A client that goes away is noticed by the HTTP thread: a failed write, or, while no tokens
-// arrive (the request is still queued or prefilling), a peek that sees the socket's EOF. Either way
-// the request is cancelled and the engine frees its KV blocks at its next step.
+// A client that goes away is noticed by the transport: a failed or timed-out write, or, while no
+// tokens arrive (the request is still queued or prefilling), the EOF its socket watcher reads.
+// Either way client_gone() cancels the request and the engine frees its KV blocks at its next step.
 #include <chrono>
 #include <cstdint>
-#include <condition_variable>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -21,10 +21,6 @@
 #include <gemmaforge/runtime/request.hpp>
 
 #include "openai_response.hpp"
-
-namespace httplib {
-class DataSink;
-}
 
 namespace gemmaforge::serve {
 
@@ -39,13 +35,11 @@ class token_channel {
     bool finished = false;
     finish_reason reason = finish_reason::none;
   };
-  // HTTP thread: wait up to `timeout` for text or the end, then take what is there. False when
-  // nothing arrived.
-  bool take(std::chrono::milliseconds timeout, batch& out);
+  // I/O thread: take what is there. False when nothing arrived.
+  bool take(batch& out);
 
  private:
   std::mutex mutex_;
-  std::condition_variable cv_;
   std::string pending_;
   std::int32_t tokens_ = 0;
   bool finished_ = false;
@@ -68,16 +62,13 @@ class sse_stream {
   sse_stream(const sse_stream&) = delete;
   sse_stream& operator=(const sse_stream&) = delete;
 
-  // cpp-httplib's chunked content provider: called by the HTTP thread until it calls sink.done()
-  // (the stream is complete) or returns false (the client is gone: the connection is closed).
-  bool pump(httplib::DataSink& sink);
-
-  // How often an idle stream checks that its client is still connected.
-  static constexpr std::chrono::milliseconds poll_interval{200};
+  // The transport's pull (exchange::start_stream): the events ready now, and whether the stream
+  // is complete. On an I/O thread, never blocking.
+  std::string pull(bool& last);
+  // The transport saw the client go (EOF, reset, a write that failed or timed out).
+  void client_gone();
 
  private:
-  bool write(httplib::DataSink& sink, const std::string& event);
-  bool client_gone();
   void end(stream_outcome o);
 
   response_meta meta_;

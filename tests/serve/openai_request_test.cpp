@@ -63,14 +63,36 @@ TEST_CASE("openai request parser: numbers beyond double's range are a 400, not a
     CHECK(std::string(e.what()).find("number overflow") != std::string::npos);
   }
   // In range but not an integer, or an integer beyond 64 bits (which the JSON parser reads as a
-  // double): the field's own message. 2^64 - 1 is still a seed (clamped to 2^63 - 1, as every
-  // integer field beyond int64 is).
+  // double): the field's own message.
   CHECK(parse_error(gs::api_kind::completion, R"({"prompt": "a", "max_tokens": 1e300})").param == "max_tokens");
   const gs::api_error seed = parse_error(gs::api_kind::completion, R"({"prompt": "a", "seed": 99999999999999999999})");
   CHECK(seed.status == 400);
   CHECK(seed.param == "seed");
   CHECK(std::string(seed.what()) == "'seed' must be an integer, got a floating-point number");
-  const auto big = gs::parse_openai_request(gs::api_kind::completion, R"({"prompt": "a", "seed": 18446744073709551615})");
-  CHECK(big.seed_given);
-  CHECK(big.sampling.seed == 9223372036854775807u);
+  // The seed range is int64 (issue 20, D10): 2^63 and above are refused, never clamped into one
+  // seed; the range's ends and negative seeds (two's complement) are seeds.
+  for (const char* body : {R"({"prompt": "a", "seed": 18446744073709551615})", R"({"prompt": "a", "seed": 9223372036854775808})"}) {
+    const gs::api_error e = parse_error(gs::api_kind::completion, body);
+    CHECK(e.status == 400);
+    CHECK(e.param == "seed");
+  }
+  CHECK(gs::parse_openai_request(gs::api_kind::completion, R"({"prompt": "a", "seed": 9223372036854775807})").sampling.seed ==
+        9223372036854775807u);
+  CHECK(gs::parse_openai_request(gs::api_kind::completion, R"({"prompt": "a", "seed": -1})").sampling.seed == 18446744073709551615u);
+}
+
+TEST_CASE("openai_request: JSON depth and NUL bytes are bounded before the tree is built") {
+  // D5: nesting past max_json_depth (64 levels, the top-level object included) is refused.
+  const std::string ok = R"({"prompt": "a", "x": )" + std::string(63, '[') + std::string(63, ']') + "}";
+  CHECK_NOTHROW(gs::parse_openai_request(gs::api_kind::completion, ok));
+  const std::string deep = R"({"prompt": "a", "x": )" + std::string(64, '[') + std::string(64, ']') + "}";
+  const gs::api_error e = parse_error(gs::api_kind::completion, deep);
+  CHECK(e.status == 400);
+  CHECK(e.code == "invalid_json");
+  const std::string huge = R"({"prompt": )" + std::string(1000000, '[');  // unterminated, too
+  CHECK(parse_error(gs::api_kind::completion, huge).code == "invalid_json");
+  // D11: a raw NUL ends nlohmann's input; it is refused wherever it is.
+  using namespace std::string_literals;
+  CHECK(parse_error(gs::api_kind::completion, "{\"prompt\":\"a\"}\0garbage"s).code == "invalid_json");
+  CHECK(parse_error(gs::api_kind::completion, "{\"prompt\":\"a\0b\"}"s).code == "invalid_json");
 }

@@ -42,3 +42,18 @@ gf_serve_test(queue_full client_queue_full.py --max-batch 1 --max-queue 1)
 gf_serve_test(shutdown client_shutdown.py)
 gf_serve_test(shutdown_timeout client_shutdown_timeout.py --shutdown-timeout 1)
 gf_serve_test(load client_load.py --max-batch 8)
+# Issue 20: the red-team battery (D1-D5, D7-D12, RSS back to idle) in one bounded run, and the
+# shutdown cases (D6: a slow client and a request past the timeout; a second signal).
+gf_serve_test(attacks client_attacks.py --ctx-size 512 --max-batch 2 --header-timeout 3 --body-timeout 3
+              --max-body-bytes 1048576)
+gf_serve_test(conn_cap client_conn_cap.py --max-connections-per-client 20)
+gf_serve_test(shutdown_slow client_shutdown_slow.py --shutdown-timeout 2 --header-timeout 60)
+gf_serve_test(shutdown_twice client_shutdown_twice.py --shutdown-timeout 60)
+# Fair admission: a short request 1 s behind a 1200-token prompt gets its first token early.
+gf_serve_test(ttft_behind_long client_ttft_behind_long.py --max-batch 4)
+# Scale-out: nginx in front of two replicas, one killed under load (the other is the driver's).
+gf_serve_test(nginx_failover client_nginx_failover.py --max-batch 4)
+# The Kubernetes example (docs/deploy/): valid YAML whose ports, probes and labels agree.
+add_test(NAME serve.deploy_yaml
+  COMMAND ${Python3_EXECUTABLE} "${GF_SERVE_TEST_DIR}/check_deploy_yaml.py" "${PROJECT_SOURCE_DIR}/docs/deploy/gemmaforge.yaml")
+set_tests_properties(serve.deploy_yaml PROPERTIES LABELS "cpu;serve" TIMEOUT 60 SKIP_RETURN_CODE 77)

@@ -376,21 +376,31 @@ class basic_engine {
     // Decode rows first: every sequence whose prompt is cached advances by one token.
     for (const auto& r : running_)
       if (r->prefilled_ == r->prompt_tokens_) add(*r, std::int32_t(r->tokens_.size()) - 1, 1, step_sequence::logits::last);
-    // Then one prefill chunk, for the oldest sequence still reading its prompt. A chunk ends at
-    // the shared-prefix boundary so that position can be cached (see generation_request), and a
+    // Then one prefill chunk. Sequences still reading their prompts take turns, a chunk each in
+    // request order (round robin on the id), so a short prompt admitted behind a long one gets its
+    // first token after about one chunk of the long one, not after all of it. A chunk ends at the
+    // shared-prefix boundary so that position can be cached (see generation_request), and a
     // scored prompt (perplexity) is cut to the logits rows left.
-    for (auto& r : running_) {
+    request_state* turn = nullptr;
+    request_state* oldest = nullptr;
+    for (const auto& r : running_) {
       if (r->prefilled_ == r->prompt_tokens_) continue;
+      if (!oldest || r->id_ < oldest->id_) oldest = r.get();
+      if (r->id_ > last_prefill_id_ && (!turn || r->id_ < turn->id_)) turn = r.get();
+    }
+    if (!turn) turn = oldest;
+    if (request_state* r = turn) {
       std::int32_t count = std::min({r->prompt_tokens_ - r->prefilled_, prefill_chunk_, max_step_tokens_ - rows});
       const std::int32_t boundary = shared_boundary(*r);
       if (r->prefilled_ < boundary && r->prefilled_ + count > boundary) count = boundary - r->prefilled_;
       const bool scored = bool(r->req.on_prompt_logits);
       if (scored) count = std::min(count, logits_rows_ - logit_rows);
-      if (count <= 0) break;
-      const bool last_chunk = r->prefilled_ + count == r->prompt_tokens_;
-      add(*r, r->prefilled_, count,
-          scored ? step_sequence::logits::all : last_chunk ? step_sequence::logits::last : step_sequence::logits::none);
-      break;
+      if (count > 0) {
+        last_prefill_id_ = r->id_;
+        const bool last_chunk = r->prefilled_ + count == r->prompt_tokens_;
+        add(*r, r->prefilled_, count,
+            scored ? step_sequence::logits::all : last_chunk ? step_sequence::logits::last : step_sequence::logits::none);
+      }
     }
     batch_.tokens = step_tokens_;
     batch_.positions = step_positions_;
@@ -538,6 +548,7 @@ class basic_engine {
   std::int32_t running_count_ = 0;        // mirror of running_.size() for other threads
   bool stopping_ = false;
   std::uint64_t next_id_ = 0;
+  std::uint64_t last_prefill_id_ = 0;      // whose prompt the last prefill chunk read (build_batch)
   engine_stats stats_;
   std::thread worker_;
 };
