@@ -79,7 +79,9 @@ struct cuda_executor_config {
   prefill_gemm gemm = prefill_gemm::canonical;
   std::int32_t gemm_min_tokens = 5;  // rows from which a matmul uses the GEMM instead of the matvec
   attention_schedule attention = attention_schedule::automatic;
-  std::int32_t attn_split_tokens = 0;  // 0: max(64, max_seq_len / 32 rounded up to 64)
+  // 0: math::attention_split, the CPU backend's (the split length is part of the result's bits);
+  // another value is for benchmarks only.
+  std::int32_t attn_split_tokens = 0;
   bool decode_graphs = true;
 
   static cuda_executor_config for_engine(const engine_config& c) {
@@ -102,13 +104,9 @@ struct cuda_executor_config {
   }
 
   std::int32_t split_tokens() const {
-    if (attn_split_tokens > 0) return attn_split_tokens;
-    const std::int32_t per = std::int32_t(ceil_div(std::uint64_t(std::max(max_seq_len, 1)), 32));
-    return std::max<std::int32_t>(64, std::int32_t(round_up(std::uint64_t(per), 64)));
+    return math::attention_split_tokens(attn_split_tokens);
   }
-  std::int32_t max_splits() const {
-    return std::int32_t(ceil_div(std::uint64_t(std::max(max_seq_len, 1)), std::uint64_t(split_tokens())));
-  }
+  std::int32_t max_splits() const { return math::attention_max_splits(max_seq_len, split_tokens()); }
 };
 
 namespace detail {
@@ -116,6 +114,7 @@ namespace detail {
 // The pool's ring snapshots (prefix cache) are device-to-device copies. kv_copy is a plain function
 // pointer without a stream, so it synchronizes: it runs between steps (admission, registration).
 inline void device_copy(void* dst, const void* src, std::size_t bytes) {
+  decode_graphs::abandon_open_capture();  // a step that threw mid-capture (C12)
   GF_CHECK_CUDA(cudaDeviceSynchronize());  // the executor's stream is non-blocking: order explicitly
   GF_CHECK_CUDA(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToDevice));
   GF_CHECK_CUDA(cudaDeviceSynchronize());
