@@ -44,7 +44,7 @@ def figures(rows):
     for b in pick(rows, r"^BM_stream"):
         out.append((f"streaming-read baseline {b['name']}", f"{b.get('GBps', 0):.0f} GB/s",
                     f"peak_frac {b.get('peak_frac', 0):.3f}"))
-    for b in pick(rows, r"^BM_matvec_exact/[01]/1/"):  # bf16 (format index 1), T = 1
+    for b in pick(rows, r"^BM_matvec_exact/[01]/0/[0-9]+/[0-9]+/1/"):  # bf16 (format index 0), T = 1
         parts = b["name"].split("/")
         out.append((f"matvec bf16 {parts[3]}x{parts[4]} T=1 ({b.get('label', '')})",
                     f"{b.get('peak_frac', 0):.3f} of peak", f"{b.get('GBps', 0):.0f} GB/s"))
