@@ -43,8 +43,12 @@ def generate(bin_dir: Path, model: Path, backend: str, prompt: list, n: int, kv:
            "--temp", "0", "-c", str(max(64, len(prompt) + n + 16))]
     if backend == "cpu":
         cmd += ["-t", str(min(16, os.cpu_count() or 1))]
+    # The bundle's library path for our binary only (scripts/gpu-check sets GF_BUNDLE_LD_PATH).
+    env = dict(os.environ)
+    if os.environ.get("GF_BUNDLE_LD_PATH"):
+        env["LD_LIBRARY_PATH"] = os.environ["GF_BUNDLE_LD_PATH"]
     t0 = time.time()
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
     if p.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd[:6])} ... exited {p.returncode}: {p.stderr.strip()[-400:]}")
     lines = [l for l in p.stdout.strip().splitlines() if l.strip()]
