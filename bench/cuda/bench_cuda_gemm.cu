@@ -46,7 +46,7 @@ void args(benchmark::internal::Benchmark* b) {
   for (int impl : {0, 1})
     for (int f : {0, 1})
       for (auto [rows, cols] : {std::pair{24576, 3072}, std::pair{3072, 24576}})
-        for (int T : {64, 512}) b->Args({impl, f, rows, cols, T});
+        for (int T : {8, 16, 64, 512}) b->Args({impl, f, rows, cols, T});  // 8, 16: batched decode (C5)
   b->UseManualTime();
 }
 

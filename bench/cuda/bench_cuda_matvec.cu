@@ -69,11 +69,14 @@ void BM_matvec_exact(benchmark::State& st) { matvec_bench(st, false); }
 void BM_matvec_int8(benchmark::State& st) { matvec_bench(st, true); }
 
 // Shapes: Gemma 1 7B gate/up (24576 x 3072) and down (3072 x 24576); Gemma 3 270M's LM head
-// (262144 x 640).
+// (262144 x 640); and the small decode projections that review finding C4 expects to under-fill
+// an H100 (rows / 32 blocks): Gemma 1 7B q/k/v (4096 x 3072) and o (3072 x 4096), Gemma 3 270M
+// k/v (256 x 640).
 void shapes(benchmark::internal::Benchmark* b, std::initializer_list<int> fmts) {
   for (int policy : {0, 1})
     for (int f : fmts)
-      for (auto [rows, cols] : {std::pair{24576, 3072}, std::pair{3072, 24576}, std::pair{262144, 640}})
+      for (auto [rows, cols] : {std::pair{24576, 3072}, std::pair{3072, 24576}, std::pair{262144, 640},
+                                std::pair{4096, 3072}, std::pair{3072, 4096}, std::pair{256, 640}})
         for (int T : {1, 4}) b->Args({policy, f, rows, cols, T});
   b->UseManualTime();
 }

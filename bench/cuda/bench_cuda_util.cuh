@@ -19,7 +19,7 @@ namespace gf_bench {
 
 namespace gf = gemmaforge;
 
-// The descriptor of device 0 by its name (RTX 4090, H100 SXM/PCIe); anything else is measured
+// The descriptor of device 0 by its name (RTX 4090, H100 SXM/PCIe, H200); anything else is measured
 // against the H100 SXM figure and says so in the benchmark context.
 inline gf::device_info current_device() {
   cudaDeviceProp p{};
@@ -28,6 +28,11 @@ inline gf::device_info current_device() {
   if (name.find("4090") != std::string::npos) return gf::device_info_of<gf::devices::rtx4090>();
   gf::device_info h100 = gf::device_info_of<gf::devices::h100_80g>();
   if (name.find("H100") != std::string::npos && name.find("PCIe") != std::string::npos) h100.bandwidth_gbps = 2000;
+  if (name.find("H200") != std::string::npos) {
+    // H200 (SXM, 141 GB HBM3e): 4.8 TB/s (NVIDIA's data sheet); plan/devices.hpp has no H200 yet.
+    h100.name = "h200 (H100 descriptor, H200 bandwidth)";
+    h100.bandwidth_gbps = 4800;
+  }
   return h100;
 }
 

@@ -36,6 +36,9 @@ class dbuf {
   void upload(const std::vector<T>& h) {
     REQUIRE(h.size() <= n_);
     GF_REQUIRE_CUDA(cudaMemcpy(p_, h.data(), h.size() * sizeof(T), cudaMemcpyHostToDevice));
+    // A pageable H2D cudaMemcpy may return before its DMA lands, and the executor's stream is
+    // non-blocking (no order with the legacy stream): wait, or a kernel may read stale data (C14).
+    GF_REQUIRE_CUDA(cudaDeviceSynchronize());
   }
   std::vector<T> download() const {
     std::vector<T> h(n_);

@@ -49,9 +49,10 @@ TEST_CASE("cuda embed: every weight format, dequantized and scaled like math/", 
 
 TEST_CASE("cuda rms_norm: canonical sum of squares, (x * r) * g", "[cuda][norm]") {
   const float eps = 1e-6f;
+  // 19 rows: a block per row (decode); 131 rows: a half-warp per row (prefill, QK-norm).
+  for (int rows : {19, 131})
   for (int cols : {16, 128, 256, 640, 2304, 3072}) {
-    INFO("cols " << cols);
-    const int rows = 19;
+    INFO("rows " << rows << " cols " << cols);
     const auto x = random_floats(std::size_t(rows) * cols, 7 + unsigned(cols), 2.0f);
     const auto y = random_floats(std::size_t(rows) * cols, 8 + unsigned(cols), 0.5f);
     auto g = random_floats(std::size_t(cols), 9, 0.3f);

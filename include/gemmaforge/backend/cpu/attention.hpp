@@ -40,6 +40,7 @@
 #include <gemmaforge/math/exp.hpp>
 #include <gemmaforge/math/reduce.hpp>
 #include <gemmaforge/math/softcap.hpp>
+#include <gemmaforge/math/attention_order.hpp>
 #include <gemmaforge/math/softmax.hpp>
 #include <gemmaforge/model/attention_shape.hpp>
 
@@ -391,7 +392,7 @@ template <class Shape>
 inline void scaled_queries(const attention_params& prm, const float* q, int t, int g, float* qs) {
   constexpr int G = Shape::group, D = Shape::head_dim, H = Shape::heads;
   const float* src = q + (std::size_t(t) * H + std::size_t(g) * G) * D;
-  for (int i = 0; i < G * D; ++i) qs[i] = src[i] * prm.scale;
+  for (int i = 0; i < G * D; ++i) qs[i] = math::attention_scaled_query(src[i], prm.scale);
 }
 
 template <class Shape>

@@ -17,11 +17,12 @@
 #include <gemmaforge/core/dtype.hpp>
 #include <gemmaforge/core/units.hpp>
 #include <gemmaforge/kv/kv_codec.hpp>
+#include <gemmaforge/math/attention_order.hpp>
 #include <gemmaforge/plan/serving_config.hpp>
 
 namespace gemmaforge::cpu {
 
-inline constexpr int attention_split = 256;  // positions per split (a multiple of the tile, 16)
+inline constexpr int attention_split = math::attention_split;  // shared with CUDA (math/attention_order.hpp)
 inline constexpr int rope_configurations = 2;
 
 namespace detail {

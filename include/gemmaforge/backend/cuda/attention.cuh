@@ -5,21 +5,22 @@
 // keys [lo, p], lo = max(0, p - window + 1) on sliding-window layers (0 on global ones); keys
 // before the sequence's start come from the pool through kv_cache_view::offset (tables on global
 // layers, rings on local ones), keys of this step from the staged rows (kv_append.cuh), so both are
-// values the KV codec produced. logit = (q.k) * scale, then softcap (Gemma 2), softmax, sum p v.
+// values the KV codec produced. logit = (q * scale).k, then softcap (Gemma 2), softmax, sum p v.
 // GQA: one block serves the G query heads of a KV head, so every K/V tile is read once per group.
 //
 // Canonical order (math/softmax.hpp), which all three kernels follow, so they agree bit for bit:
 //   q.k             math::dot_f32 order: lane d % 16, fmaf ascending d, tree_sum16; a half-warp
 //                   computes one dot, its 16 threads being the 16 lanes.
-//   logits          s = dot * scale (one rounding), then math::softcap_exp if cap > 0.
+//   logits          queries are pre-scaled as they are staged (math::attention_scaled_query: the
+//                   CPU's order), s = dot, then math::softcap_exp if cap > 0.
 //   tiles           16 consecutive positions aligned to multiples of 16; per tile
 //                   m' = max(m, max s), alpha = exp_f32(m - m'), p = exp_f32(s - m') (masked: 0),
 //                   l = l * alpha + tree_sum16(p), acc = acc * alpha, then acc = fmaf(p_j, v_j, acc)
 //                   for the tile's valid keys in ascending position.
-//   splits          fixed ranges of `split_tokens` absolute positions (a multiple of 32, one value per
-//                   deployment); each split starts from the empty state and the splits are merged
-//                   in ascending order with math::softmax_merge, starting from the empty state;
-//                   output = acc / l.
+//   splits          fixed ranges of `split_tokens` absolute positions (math::attention_split, the
+//                   CPU's 256, unless a benchmark overrides it; a multiple of 32); each split starts
+//                   from the empty state and the splits are merged in ascending order with
+//                   math::softmax_merge, starting from the empty state; output = acc / l.
 // Tiles or splits without a valid key are exact identities of this recurrence (alpha = exp_f32(0) =
 // 1, or everything stays 0), so kernels may skip or visit them freely: which kernel runs, how the
 // prompt was chunked and what else is in the batch never change a bit of a query's result.
@@ -48,6 +49,7 @@
 #include <gemmaforge/backend/cuda/step_meta.cuh>
 #include <gemmaforge/core/error.hpp>
 #include <gemmaforge/kv/kv_codec.hpp>
+#include <gemmaforge/math/attention_order.hpp>
 #include <gemmaforge/math/exp.hpp>
 #include <gemmaforge/math/softcap.hpp>
 
@@ -145,16 +147,16 @@ __device__ __forceinline__ void load_kv_tile(const attention_args<KvElem>& a, co
   }
 }
 
-// The logit of query row `qrow` (f32 in shared memory) against key row j: one half-warp, the
-// canonical dot, scale, softcap. Every thread of the warp must call it (shuffles); the result is
-// valid in lane 0 of the half-warp.
+// The logit of query row `qrow` (f32 in shared memory, already scaled) against key row j: one
+// half-warp, the canonical dot, softcap. Every thread of the warp must call it (shuffles); the
+// result is valid in lane 0 of the half-warp.
 template <int D, class KvElem>
-__device__ __forceinline__ float tile_logit(const float* qrow, const KvElem* krow, float kscale, float scale, float cap) {
+__device__ __forceinline__ float tile_logit(const float* qrow, const KvElem* krow, float kscale, float cap) {
   const int l = int(threadIdx.x) % 16;
   float lane = 0.0f;
 #pragma unroll
   for (int i = 0; i < D / 16; ++i) lane = fmaf(qrow[16 * i + l], kv_value<KvElem>(krow[16 * i + l], kscale), lane);
-  float s = __fmul_rn(half_warp_tree_sum16(lane), scale);
+  float s = half_warp_tree_sum16(lane);
   if (cap > 0.0f) s = math::softcap_exp(s, cap);
   return s;
 }
@@ -248,7 +250,7 @@ __global__ void __launch_bounds__(128) attn_decode_kernel(attention_args<KvElem>
 
   const kv_cache_view view = a.cache.view(s);
   for (int i = tid; i < G * D; i += C::threads)
-    q_s[i] = a.q[(std::int64_t(s.first_row) * heads + kh * G) * D + i];
+    q_s[i] = math::attention_scaled_query(a.q[(std::int64_t(s.first_row) * heads + kh * G) * D + i], a.scale);
 
   float m_run[R], l_run[R], m_cur[R], l_cur[R];
 #pragma unroll
@@ -273,7 +275,7 @@ __global__ void __launch_bounds__(128) attn_decode_kernel(attention_args<KvElem>
       for (int idx = hw; idx < G * KT; idx += C::threads / 16) {
         const int g = idx / KT, j = idx % KT;
         const float sc = kv_has_scale<KvElem> ? ks_s[j] : 1.0f;
-        const float x = tile_logit<D, KvElem>(q_s + g * D, k_s + j * C::tile::row, sc, a.scale, a.softcap);
+        const float x = tile_logit<D, KvElem>(q_s + g * D, k_s + j * C::tile::row, sc, a.softcap);
         if (tid % 16 == 0) p_s[g * KT + j] = x;
       }
       __syncthreads();
@@ -446,7 +448,8 @@ __global__ void __launch_bounds__(128) attn_prefill_kernel(attention_args<KvElem
   const kv_cache_view view = a.cache.view(s);
   for (int i = tid; i < NR * D; i += C::threads) {
     const int r = i / D, d = i % D;
-    q_s[i] = row_active(r) ? a.q[(std::int64_t(s.first_row + i0 + r / G) * heads + kh * G + r % G) * D + d] : 0.0f;
+    const std::int64_t qi = (std::int64_t(s.first_row + i0 + r / G) * heads + kh * G + r % G) * D + d;
+    q_s[i] = row_active(r) ? math::attention_scaled_query(a.q[qi], a.scale) : 0.0f;
   }
 
   float m_run[RW], l_run[RW], m_cur[RW], l_cur[RW];
@@ -492,7 +495,7 @@ __global__ void __launch_bounds__(128) attn_prefill_kernel(attention_args<KvElem
       const float sc = kv_has_scale<KvElem> ? ks_s[j] : 1.0f;
       // Keys outside [lo_min, p_max] were not loaded: give the dot zeros instead of stale shared memory.
       const bool loaded = any_valid(t + j);
-      const float x = tile_logit<D, KvElem>(q_s + r * D, k_s + j * C::tile::row, sc, a.scale, a.softcap);
+      const float x = tile_logit<D, KvElem>(q_s + r * D, k_s + j * C::tile::row, sc, a.softcap);
       if (tid % 16 == 0) p_s[r * KT + j] = loaded ? x : 0.0f;
     }
     __syncthreads();
@@ -574,11 +577,19 @@ status launch_attention_prefill(const attention_args<KvElem>& a, int seq_index, 
       seq_index >= a.n_seqs || a.split_tokens <= 0 || a.split_tokens % 32 != 0)
     return status::invalid_argument;
   if (n_tokens <= 0) return status::ok;
-  static bool attribute_set = false;  // set on the first (eager) launch; prefill is never captured
-  if (!attribute_set) {
+  // The attribute belongs to the current device's context: remember it per device (a process-wide
+  // flag would skip it on a second GPU). Set on the first (eager) launch; prefill is never captured.
+  constexpr int max_devices = 64;
+  static bool attribute_set[max_devices] = {};
+  int device = 0;
+  if (const cudaError_t e = cudaGetDevice(&device); e != cudaSuccess) {
+    detail::last_launch_error() = e;
+    return status::cuda_error;
+  }
+  if (device >= max_devices || !attribute_set[device]) {
     if (detail::allow_dynamic_smem(detail::attn_prefill_kernel<D, G, KvElem>, C::smem_bytes) != status::ok)
       return status::cuda_error;
-    attribute_set = true;
+    if (device < max_devices) attribute_set[device] = true;
   }
   const dim3 grid(unsigned(detail::ceil_div(n_tokens, C::queries)), unsigned(a.cache.kv_heads));
   detail::attn_prefill_kernel<D, G, KvElem><<<grid, C::threads, C::smem_bytes, stream>>>(a, seq_index);

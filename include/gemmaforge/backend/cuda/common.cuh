@@ -11,6 +11,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <string>
 #include <type_traits>
 
 #include <gemmaforge/core/dtype.hpp>
@@ -122,8 +123,18 @@ __device__ __forceinline__ std::uint32_t ldg4_a2(const std::byte* p) {
 // -------------------------------------------------------------------- launch checking
 // Kernel launches report configuration errors through cudaGetLastError; launchers turn that into a
 // gf::status (never throw: launchers are noexcept and may run inside graph capture).
+// cudaGetLastError also clears the error, so the cause is kept here (per thread) for the message
+// that cuda::throw_if_failed builds: a first GPU run must say "too many resources requested for
+// launch", not only "CUDA error".
+inline cudaError_t& last_launch_error() noexcept {
+  thread_local cudaError_t e = cudaSuccess;
+  return e;
+}
 inline status launch_status() noexcept {
-  return cudaGetLastError() == cudaSuccess ? status::ok : status::cuda_error;
+  const cudaError_t e = cudaGetLastError();
+  if (e == cudaSuccess) return status::ok;
+  last_launch_error() = e;
+  return status::cuda_error;
 }
 
 // Raise a kernel's dynamic shared-memory limit once per instantiation (sm_89 allows 99 KiB per
@@ -131,10 +142,27 @@ inline status launch_status() noexcept {
 template <class Kernel>
 inline status allow_dynamic_smem(Kernel kernel, int bytes) noexcept {
   if (bytes <= 48 * 1024) return status::ok;
-  return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes) == cudaSuccess
-             ? status::ok
-             : status::cuda_error;
+  const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+  if (e == cudaSuccess) return status::ok;
+  last_launch_error() = e;
+  return status::cuda_error;
 }
 
 }  // namespace detail
+
+// gf::throw_if_failed plus the CUDA cause of a cuda_error (detail::launch_status kept it). The
+// launchers' callers in this namespace pass a string literal, for which this overload is the better
+// match than gemmaforge::throw_if_failed(status, std::string_view) (found by ADL).
+inline void throw_if_failed(status s, const char* what) {
+  if (s == status::ok) return;
+  if (s != status::cuda_error) gemmaforge::throw_if_failed(s, what);
+  cudaError_t& e = detail::last_launch_error();
+  const cudaError_t cause = e;
+  e = cudaSuccess;
+  throw error(errc::cuda, std::string(what) + ": " + std::string(to_string(s)) +
+                              (cause != cudaSuccess ? std::string(" (") + cudaGetErrorName(cause) + ": " +
+                                                          cudaGetErrorString(cause) + ")"
+                                                    : std::string()));
+}
+
 }  // namespace gemmaforge::cuda

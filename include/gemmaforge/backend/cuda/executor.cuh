@@ -78,7 +78,9 @@ struct cuda_executor_config {
   prefill_gemm gemm = prefill_gemm::canonical;
   std::int32_t gemm_min_tokens = 5;  // rows from which a matmul uses the GEMM instead of the matvec
   attention_schedule attention = attention_schedule::automatic;
-  std::int32_t attn_split_tokens = 0;  // 0: max(64, max_seq_len / 32 rounded up to 64)
+  // 0: math::attention_split, the CPU backend's (the split length is part of the result's bits);
+  // another value is for benchmarks only.
+  std::int32_t attn_split_tokens = 0;
   bool decode_graphs = true;
 
   // Emulate the plan's device (e.g. memory_plan<Model, devices::rtx4090, cfg>) on a bigger GPU:
@@ -97,6 +99,7 @@ namespace detail {
 // The pool's ring snapshots (prefix cache) are device-to-device copies. kv_copy is a plain function
 // pointer without a stream, so it synchronizes: it runs between steps (admission, registration).
 inline void device_copy(void* dst, const void* src, std::size_t bytes) {
+  decode_graphs::abandon_open_capture();  // a step that threw mid-capture (C12)
   GF_CHECK_CUDA(cudaDeviceSynchronize());  // the executor's stream is non-blocking: order explicitly
   GF_CHECK_CUDA(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToDevice));
   GF_CHECK_CUDA(cudaDeviceSynchronize());
@@ -618,7 +621,7 @@ class cuda_executor {
     std::byte* stage_v = nullptr;
     float* stage_ks = nullptr;
     float* stage_vs = nullptr;
-    int split_tokens = 64, max_splits = 1;
+    int split_tokens = math::attention_split, max_splits = 1;
     float* partials = nullptr;
     cublaslt_gemm blas;
     std::byte* blas_scratch = nullptr;

@@ -44,11 +44,15 @@ class decode_graphs {
     return mode::capture;
   }
 
-  void begin_capture(cudaStream_t s) { GF_CHECK_CUDA(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal)); }
+  void begin_capture(cudaStream_t s) {
+    GF_CHECK_CUDA(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+    open_capture() = {s, true};
+  }
 
   // Ends the capture of `batch`'s step and instantiates it.
   void end_capture(int batch, cudaStream_t s) {
     cudaGraph_t g = nullptr;
+    open_capture() = {};
     GF_CHECK_CUDA(cudaStreamEndCapture(s, &g));
     cudaGraphExec_t exec = nullptr;
     const cudaError_t e = cudaGraphInstantiate(&exec, g, 0);
@@ -65,6 +69,7 @@ class decode_graphs {
 
   // After a failed step: a capture left open is closed and dropped.
   static void abandon_capture(cudaStream_t s) noexcept {
+    if (open_capture().open && open_capture().stream == s) open_capture() = {};
     cudaStreamCaptureStatus st = cudaStreamCaptureStatusNone;
     if (cudaStreamIsCapturing(s, &st) == cudaSuccess && st != cudaStreamCaptureStatusNone) {
       cudaGraph_t g = nullptr;
@@ -72,6 +77,14 @@ class decode_graphs {
       if (g) cudaGraphDestroy(g);
     }
     cudaGetLastError();
+  }
+
+  // The capture this thread left open when a step threw, if any, closed and dropped. Whatever runs
+  // between steps and synchronizes the device (kv_pool's ring copies at admission) calls this
+  // first: cudaDeviceSynchronize during a capture fails, and the engine's admission is outside
+  // the step's error handling (review finding C12).
+  static void abandon_open_capture() noexcept {
+    if (open_capture().open) abandon_capture(open_capture().stream);
   }
 
   std::uint64_t captures() const { return captures_; }
@@ -84,6 +97,14 @@ class decode_graphs {
   }
 
  private:
+  struct open_state {
+    cudaStream_t stream{};
+    bool open = false;
+  };
+  static open_state& open_capture() noexcept {
+    thread_local open_state st;
+    return st;
+  }
   struct entry {
     cudaGraphExec_t exec = nullptr;
     int eager_runs = 0;

@@ -14,19 +14,18 @@
 #include <cstdint>
 
 #include <gemmaforge/core/units.hpp>
+#include <gemmaforge/math/attention_order.hpp>
 #include <gemmaforge/plan/serving_config.hpp>
 
 namespace gemmaforge::cuda {
 
-// Keys per decode split: ~32 splits over max_seq_len, at least 64 (an override wins when > 0).
-constexpr std::int32_t attention_split_tokens(std::uint64_t max_seq_len, std::int32_t override_tokens = 0) {
-  if (override_tokens > 0) return override_tokens;
-  const std::uint64_t per = ceil_div(max_seq_len > 0 ? max_seq_len : 1, 32);
-  const std::uint64_t t = round_up(per, 64);
-  return std::int32_t(t > 64 ? t : 64);
+// Keys per decode split: the canonical split (math/attention_order.hpp, the CPU's too) unless a
+// benchmark overrides it; and the splits a context of max_seq_len positions can span.
+constexpr std::int32_t attention_split_tokens(std::uint64_t /*max_seq_len*/, std::int32_t override_tokens = 0) {
+  return math::attention_split_tokens(override_tokens);
 }
 constexpr std::int32_t attention_max_splits(std::uint64_t max_seq_len, std::int32_t override_tokens = 0) {
-  return std::int32_t(ceil_div(max_seq_len > 0 ? max_seq_len : 1, std::uint64_t(attention_split_tokens(max_seq_len, override_tokens))));
+  return math::attention_max_splits(int(max_seq_len), math::attention_split_tokens(override_tokens));
 }
 
 // ints per sequence in the block lists: its global table, then its ring.
