@@ -6,7 +6,10 @@
 //   cpu::matmul(pool, W, x, n, y, {.precision = cpu::matmul_precision::exact});
 //
 // n_rows_x = 1 is decode (a matvec, bound by weight bandwidth); larger n is prefill: the kernels
-// decode a weight block once for up to 4 activation rows and keep it in registers.
+// decode a weight block once for several activation rows and keep it in registers. From
+// gemm_min_rows (8) rows on, the GEMM schedule: weight panels that stay in L2, token tiles outer,
+// 3x8 (15-bit) / 4x6 (8-bit) AVX-512 register tiles, threads by panel (docs/kernels.md). It needs
+// no scratch beyond the quantized activations and gives the same bits as the matvec path.
 //
 // Three precisions for block-quantized weights (f32/f16/bf16 weights always use the exact path):
 //   int8_activations: each 32-value block of x is quantized to int8 (scale amax/127)
@@ -30,6 +33,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
 #include <new>
 
@@ -47,6 +51,17 @@ namespace gemmaforge::cpu {
 
 enum class matmul_precision : std::uint8_t { int8_activations, int16_activations, exact };
 
+// Batches of at least this many rows take the GEMM walk order. GEMMAFORGE_GEMM_MIN_ROWS overrides
+// it (read once; a huge value restores the pre-GEMM schedule, for A/B timing of one binary).
+inline int default_gemm_min_rows() {
+  static const int n = [] {
+    const char* env = std::getenv("GEMMAFORGE_GEMM_MIN_ROWS");
+    const long v = env ? std::strtol(env, nullptr, 10) : 0;
+    return v > 0 && v <= 1000000000L ? int(v) : 8;
+  }();
+  return n;
+}
+
 struct matmul_options {
   // Default: 15-bit activations, near-exact logits (top-1 agreement with the f32 reference is what
   // the engine is tested on) at integer speed; int8_activations is faster, exact is slowest.
@@ -59,7 +74,7 @@ struct matmul_options {
   const std::byte* act_q = nullptr;
   // Batches of at least this many rows run the GEMM walk order (matmul_task.hpp: weight panels
   // that stay in L2, token tiles outer); fewer run the decode order. Same bits either way.
-  int gemm_min_rows = 8;
+  int gemm_min_rows = default_gemm_min_rows();
 };
 
 // Rows per GEMM panel: ~96 KiB of weights (half the 1 MiB L2 of Zen 4 leaves room for the streamed
