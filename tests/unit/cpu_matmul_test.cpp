@@ -171,7 +171,7 @@ TEST_CASE("matmul is batch and thread-count invariant", "[cpu][kernels]") {
 // The GEMM order (T >= gemm_min_rows: L2 panels, token tiles outer, wider tiles) against the
 // canonical scalar formulas and against the matvec path (each token alone, decode tiles), byte
 // for byte, on shapes that are not multiples of any tile or panel: rows 1..131, T 8..29.
-TEST_CASE("matmul GEMM order: canonical bits, the matvec path's bits, on odd shapes", "[cpu][kernels][gemm]") {
+TEST_CASE("matmul GEMM order gives the canonical and the matvec path bits on odd shapes", "[cpu][kernels][gemm]") {
   cpu::thread_pool p1(1), p3(3);
   for (tensor_format f : gf::all_tensor_formats) {
     const bool k = gf::block_elems(f) == 256;
