@@ -167,3 +167,60 @@ TEST_CASE("matmul is batch and thread-count invariant", "[cpu][kernels]") {
     }
   }
 }
+
+// The GEMM order (T >= gemm_min_rows: L2 panels, token tiles outer, wider tiles) against the
+// canonical scalar formulas and against the matvec path (each token alone, decode tiles), byte
+// for byte, on shapes that are not multiples of any tile or panel: rows 1..131, T 8..29.
+TEST_CASE("matmul GEMM order gives the canonical and the matvec path bits on odd shapes", "[cpu][kernels][gemm]") {
+  cpu::thread_pool p1(1), p3(3);
+  for (tensor_format f : gf::all_tensor_formats) {
+    const bool k = gf::block_elems(f) == 256;
+    const std::vector<int> col_set = k ? std::vector<int>{256, 768} : std::vector<int>{32, 96, 672};
+    for (auto prec : {cpu::matmul_precision::exact, cpu::matmul_precision::int8_activations, cpu::matmul_precision::int16_activations}) {
+      if (!gf::is_block_quantized(f) && prec != cpu::matmul_precision::exact) continue;
+      const bool integer = cpu::matmul_uses_int8(f, prec);
+      for (int cols : col_set) {
+        for (std::int64_t rows : {std::int64_t(1), std::int64_t(17), std::int64_t(131)}) {
+          for (int T : {8, 13, 29}) {
+            const auto w = gf_test::random_weight(f, rows, cols, 9001u + unsigned(cols) + unsigned(rows) + unsigned(f));
+            const auto x = gf_test::random_floats(std::size_t(T) * std::size_t(cols), 31u + unsigned(T));
+            const cpu::act_layout L = cpu::make_act_layout(cols, prec == cpu::matmul_precision::int16_activations);
+            std::vector<std::byte> qa(integer ? cpu::matmul_scratch_bytes(cols, T, prec) : 0);
+            for (int t = 0; integer && t < T; ++t)
+              cpu::quantize_act_row(cpu::cpu_isa::scalar, x.data() + std::size_t(t) * std::size_t(cols), L, qa.data() + std::size_t(t) * L.row_bytes);
+            for (auto isa : gf_test::available_isas()) {
+              INFO("format " << gf::to_string(f) << " precision " << int(prec) << " rows " << rows << " cols " << cols << " T " << T
+                             << " isa " << cpu::to_string(isa));
+              cpu::matmul_options o;
+              o.precision = prec;
+              o.isa = isa;
+              std::vector<float> y(std::size_t(T) * std::size_t(rows), -1.0f);
+              std::vector<float> y_old = y;
+              std::vector<float> y1(static_cast<std::size_t>(rows));
+              cpu::matmul(T % 2 ? p3 : p1, w.view, x.data(), T, y.data(), o);
+              cpu::matmul_options old = o;
+              old.gemm_min_rows = T + 1;
+              cpu::matmul(p3, w.view, x.data(), T, y_old.data(), old);
+              REQUIRE(std::memcmp(y.data(), y_old.data(), y.size() * sizeof(float)) == 0);
+              for (int t = 0; t < T; ++t) {
+                cpu::matmul(p1, w.view, x.data() + std::size_t(t) * std::size_t(cols), 1, y1.data(), o);
+                for (std::int64_t r = 0; r < rows; ++r) {
+                  const float got = y[std::size_t(t) * std::size_t(rows) + std::size_t(r)];
+                  REQUIRE(gf_test::same_bits(got, y1[std::size_t(r)]));
+                  float canon;
+                  if (integer) {
+                    const cpu::act_row a = cpu::act_row_at(qa.data(), L, t);
+                    canon = gf::math::dot_act(f, w.view.row(r), a.q, a.q2, a.dx, L.nb);
+                  } else {
+                    canon = gf::math::dot_exact(f, w.view.row(r), x.data() + std::size_t(t) * std::size_t(cols), cols);
+                  }
+                  REQUIRE(gf_test::same_bits(got, canon));
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}

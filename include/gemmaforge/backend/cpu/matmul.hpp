@@ -6,7 +6,10 @@
 //   cpu::matmul(pool, W, x, n, y, {.precision = cpu::matmul_precision::exact});
 //
 // n_rows_x = 1 is decode (a matvec, bound by weight bandwidth); larger n is prefill: the kernels
-// decode a weight block once for up to 4 activation rows and keep it in registers.
+// decode a weight block once for several activation rows and keep it in registers. From
+// gemm_min_rows (8) rows on, the GEMM schedule: weight panels that stay in L2, token tiles outer,
+// 3x8 (15-bit) / 4x6 (8-bit) AVX-512 register tiles, threads by panel (docs/kernels.md). It needs
+// no scratch beyond the quantized activations and gives the same bits as the matvec path.
 //
 // Three precisions for block-quantized weights (f32/f16/bf16 weights always use the exact path):
 //   int8_activations: each 32-value block of x is quantized to int8 (scale amax/127)
@@ -30,6 +33,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
 #include <new>
 
@@ -47,6 +51,17 @@ namespace gemmaforge::cpu {
 
 enum class matmul_precision : std::uint8_t { int8_activations, int16_activations, exact };
 
+// Batches of at least this many rows take the GEMM walk order. GEMMAFORGE_GEMM_MIN_ROWS overrides
+// it (read once; a huge value restores the pre-GEMM schedule, for A/B timing of one binary).
+inline int default_gemm_min_rows() {
+  static const int n = [] {
+    const char* env = std::getenv("GEMMAFORGE_GEMM_MIN_ROWS");
+    const long v = env ? std::strtol(env, nullptr, 10) : 0;
+    return v > 0 && v <= 1000000000L ? int(v) : 8;
+  }();
+  return n;
+}
+
 struct matmul_options {
   // Default: 15-bit activations, near-exact logits (top-1 agreement with the f32 reference is what
   // the engine is tested on) at integer speed; int8_activations is faster, exact is slowest.
@@ -57,7 +72,18 @@ struct matmul_options {
   std::byte* scratch = nullptr;
   // integer paths: x already quantized by quantize_activations() with the same precision.
   const std::byte* act_q = nullptr;
+  // Batches of at least this many rows run the GEMM walk order (matmul_task.hpp: weight panels
+  // that stay in L2, token tiles outer); fewer run the decode order. Same bits either way.
+  int gemm_min_rows = default_gemm_min_rows();
 };
+
+// Rows per GEMM panel: ~96 KiB of weights (half the 1 MiB L2 of Zen 4 leaves room for the streamed
+// activations), a multiple of 16, 16..512, and small enough that every thread gets >= 4 panels.
+constexpr std::int64_t gemm_panel_rows(std::uint64_t w_row_bytes, std::int64_t rows, int threads) {
+  const std::int64_t fit = std::int64_t((96u << 10) / (w_row_bytes > 0 ? w_row_bytes : 1)) / 16 * 16;
+  const std::int64_t share = (rows / (4 * std::int64_t(threads > 0 ? threads : 1)) + 15) / 16 * 16;
+  return std::clamp<std::int64_t>(std::min(fit, share), 16, 512);
+}
 
 // Bytes of quantized activations for n rows of `cols` values (the integer paths' scratch).
 constexpr std::size_t matmul_scratch_bytes(int cols, int n_rows_x, matmul_precision p = matmul_precision::int16_activations) {
@@ -121,15 +147,30 @@ template <tensor_format F, bool W> struct avx512_int8_decode {
     else if constexpr (F == tensor_format::q6_k) walk_tiles<avx512::int8_q6_k<W>, 4, 1>(k, b, e);
   }
 };
+// GEMM (panel order, T >= gemm_min_rows): wider token tiles than prefill's 4x4, so that each
+// weight block is decoded once for more tokens (decoding is ~1/4 of a 4x4 tile's vector work for
+// q5_0). 15-bit: 3 rows x 8 tokens (24 accumulators + 3 weight + 3 scale + 4 activation
+// registers); 8-bit: 4 x 6; q4_k (which also keeps 8-lane min accumulators): 3 x 6 and 4 x 4.
+// Chosen by bench_cpu_gemm (old order vs new, alternating) on the 2-core Zen 4 VM among 2x8, 3x8,
+// 4x4, 4x6: 3x8 gained 1.1-1.4x at 15 bits and lost at 8 bits (one register short), 4x6 the reverse.
+template <tensor_format F, bool W> struct avx512_int8_gemm {
+  static constexpr int nr = W ? 3 : 4, nt = W ? 8 : 6, nr_k4 = W ? 3 : 4, nt_k4 = W ? 6 : 4;
+  static void run(const mm_task& k, std::int64_t b, std::int64_t e) {
+    if constexpr (F == tensor_format::q8_0 || F == tensor_format::q5_0) walk_tiles<avx512::int8_b32<F, W>, nr, nt>(k, b, e);
+    else if constexpr (F == tensor_format::q4_k) walk_tiles<avx512::int8_q4_k<W>, nr_k4, nt_k4>(k, b, e);
+    else if constexpr (F == tensor_format::q6_k) walk_tiles<avx512::int8_q6_k<W>, nr, nt>(k, b, e);
+  }
+};
 template <tensor_format F, bool W> struct avx2_int8_prefill { static void run(const mm_task& k, std::int64_t b, std::int64_t e) { walk_tiles<avx2::int8_k<F, W>, 2, 2>(k, b, e); } };
 template <tensor_format F, bool W> struct avx2_int8_decode { static void run(const mm_task& k, std::int64_t b, std::int64_t e) { walk_tiles<avx2::int8_k<F, W>, 4, 1>(k, b, e); } };
 #endif
 
-inline rows_fn select_rows_fn(cpu_isa isa, tensor_format f, bool int8, bool wide, bool decode, int cols) {
+inline rows_fn select_rows_fn(cpu_isa isa, tensor_format f, bool int8, bool wide, bool decode, int cols, bool gemm = false) {
 #if GF_X86
   // The SIMD exact path walks whole 16-column chunks; other widths (never in Gemma) run scalar.
   const bool simd_ok = int8 || cols % 16 == 0;
   if (isa == cpu_isa::avx512 && simd_ok) {
+    if (int8 && gemm) return wide ? pick_format<avx512_int8_gemm, true, true>(f) : pick_format<avx512_int8_gemm, true, false>(f);
     if (int8 && wide) return decode ? pick_format<avx512_int8_decode, true, true>(f) : pick_format<avx512_int8_prefill, true, true>(f);
     if (int8) return decode ? pick_format<avx512_int8_decode, true, false>(f) : pick_format<avx512_int8_prefill, true, false>(f);
     return decode ? pick_format<avx512_exact_decode, false, false>(f) : pick_format<avx512_exact_prefill, false, false>(f);
@@ -140,7 +181,7 @@ inline rows_fn select_rows_fn(cpu_isa isa, tensor_format f, bool int8, bool wide
     return decode ? pick_format<avx2_exact_decode, false, false>(f) : pick_format<avx2_exact_prefill, false, false>(f);
   }
 #else
-  (void)isa; (void)f; (void)int8; (void)wide; (void)decode; (void)cols;
+  (void)isa; (void)f; (void)int8; (void)wide; (void)decode; (void)cols; (void)gemm;
 #endif
   return &rows_scalar;
 }
@@ -209,7 +250,17 @@ inline void matmul(thread_pool& pool, const weight_view& W, const float* x, int 
       k.act = buf;
     }
   }
-  const detail::rows_fn fn = detail::select_rows_fn(isa, W.format, int8, wide, n_rows_x < 4, k.cols);
+  const bool gemm = n_rows_x >= opt.gemm_min_rows;
+  const detail::rows_fn fn = detail::select_rows_fn(isa, W.format, int8, wide, n_rows_x < 4, k.cols, gemm);
+  if (gemm) {
+    // GEMM: the threads claim whole panels (output tiles of panel_rows x all tokens).
+    const std::int64_t panel = gemm_panel_rows(k.w_stride, W.rows, pool.size());
+    k.panel_rows = int(panel);
+    pool.parallel_for((W.rows + panel - 1) / panel, 1, [&](std::int64_t b, std::int64_t e) {
+      fn(k, b * panel, std::min(e * panel, W.rows));
+    });
+    return;
+  }
   // Rows go out in units of 16 (a multiple of every tile height), ~8 contiguous parts per thread:
   // each part streams one slice of the matrix, and a thread that is descheduled on a busy
   // machine leaves its remaining parts to the others.
