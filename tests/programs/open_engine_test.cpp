@@ -84,7 +84,7 @@ gp::engine_options options(const fs::path& model) {
   gp::engine_options o;
   o.model = model;
   o.threads = 3;  // the executor starts 2 pool threads: they must be gone after a failure
-  o.max_batch = 2;
+  o.limits.max_batch = 2;
   o.progress = false;
   return o;
 }
@@ -158,19 +158,19 @@ TEST_CASE("open_engine: every failed load leaves no thread and no mapping", "[cp
     expect_clean_failure(options(m), gf::errc::model_mismatch, "file has feed-forward size 96, tiny-gemma3 expects 128",
                          m / "model.safetensors");
   }
-  SECTION("limits the engine refuses, after the file was bound") {
+  SECTION("limits the start-up plan refuses, before the weights are bound") {
     auto o = options(good);
-    o.max_batch = 100000;
+    o.limits.max_batch = 100000;
     expect_clean_failure(o, gf::errc::invalid_argument, "max_batch must be at most 65536", good / "model.safetensors");
     o = options(good);
-    o.ctx_size = 100000;
+    o.limits.max_seq_len = 100000;
     expect_clean_failure(o, gf::errc::invalid_argument, "--ctx-size 100000 exceeds the model's 256 positions",
                          good / "model.safetensors");
   }
   SECTION("an arena larger than the host has") {
     auto o = options(good);
-    o.kv_blocks = 1 << 30;
-    expect_clean_failure(o, gf::errc::out_of_memory, "cannot start the engine: its plan needs", good / "model.safetensors");
+    o.limits.kv_blocks = 1 << 30;
+    expect_clean_failure(o, gf::errc::out_of_memory, "does not fit host", good / "model.safetensors");
   }
 }
 

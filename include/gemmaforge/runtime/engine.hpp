@@ -244,7 +244,7 @@ class basic_engine {
   // Everything comes from the layout: the executor allocates its spaces and carves its scratch,
   // the engine carves the pool, the activations and its step records by region name.
   void allocate_arena() {
-    static_assert(sizeof(step_sequence) <= step_sequence_bytes && sizeof(request_state*) <= step_request_bytes,
+    static_assert(sizeof(step_sequence) <= step_sequence_bytes && sizeof(void*) <= step_request_bytes,
                   "plan/arena_layout.hpp: step records outgrew their planned size");
     const arena_layout& L = layout_;
     const serving_config& c = cfg_.limits;
