@@ -85,6 +85,12 @@ std::uint64_t file_weight_bytes(const model_file& f, bool gpu) {
 std::unique_ptr<program_engine> open_engine(const engine_options& opts) {
   detail::startup st;
   st.t0 = std::chrono::steady_clock::now();
+  {
+    engine_config queue_only;  // the one limit that is not a size: checked before anything is planned
+    queue_only.limits.max_seq_len = 1;
+    queue_only.max_queue = opts.max_queue;
+    queue_only.validate();
+  }
   const std::filesystem::path path = opts.model.empty() ? default_model_path() : opts.model;
   auto file = model_file::open(path);
   const std::string_view name = identify_model<all_models>(*file);

@@ -189,8 +189,8 @@ def case_plan_startup():
         limit = mib << 20
         rc, out, err = run_limited(limit, "gemmaforge-generate", "-p", "Hi", "-n", "2", "--temp", "0", "-c", "32768")
         seen.append((mib, rc, err.strip()[-300:]))
-        if "error while loading shared libraries" in err:
-            continue  # below what the binary and its libraries (CUDA's, when built with it) map
+        if "error while loading shared libraries" in err or "mmap failed" in err:
+            continue  # below what the binary, its libraries (CUDA's, when built with it) and the model map
         if rc == 0:
             break  # everything fits from here on
         lines = [l for l in err.splitlines() if l.strip()]

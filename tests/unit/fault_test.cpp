@@ -191,11 +191,11 @@ TEST_CASE("fault: engine_config::validate names each bad limit, the constructor 
       {with([](auto& c) { c.limits.block_tokens = 24; }), "block_tokens must be a power of two"},
       {with([](auto& c) { c.limits.block_tokens = 0; }), "block_tokens must be a power of two"},
       {with([](auto& c) { c.limits.block_tokens = 4096; }), "block_tokens must be at most 1024"},
-      {with([](auto& c) { c.max_queue = -1; }), "max_queue must be between 0 and 1048576"},
+      {with([](auto& c) { c.max_queue = -1; }), "max_queue must be >= 0"},
       {with([](auto& c) { c.limits.max_seq_len = (1 << 24) + 1; }), "max_seq_len must be at most 16777216"},
       {with([](auto& c) { c.limits.max_batch = 65537; }), "max_batch must be at most 65536"},
       {with([](auto& c) { c.limits.max_batch = 2147483647; }), "max_batch must be at most 65536"},
-      {with([](auto& c) { c.max_queue = 2147483647; }), "max_queue must be between 0 and 1048576"},
+      {with([](auto& c) { c.max_queue = 2147483647; }), "max_queue must be at most 1048576"},
       {with([](auto& c) { c.limits.logits_rows = 2147483647; }), "logits_rows must be at most 16777216"},
       {with([](auto& c) { c.limits.prefix_slots = 65537; }), "prefix_slots must be at most 65536"},
       {with([](auto& c) {

@@ -54,8 +54,9 @@ struct engine_config {
   void validate() const {
     if (const config_error e = check(limits); e != config_error::none)
       throw error(errc::invalid_argument, std::string(to_string(e)));
-    if (max_queue < 0 || max_queue > max_supported_queue)
-      throw error(errc::invalid_argument, "max_queue must be between 0 and " + std::to_string(max_supported_queue));
+    if (max_queue < 0) throw error(errc::invalid_argument, "max_queue must be >= 0");
+    if (max_queue > max_supported_queue)
+      throw error(errc::invalid_argument, "max_queue must be at most " + std::to_string(max_supported_queue));
   }
 
   static constexpr std::int32_t max_supported_queue = 1 << 20;
