@@ -189,7 +189,7 @@ def case_plan_startup():
         limit = mib << 20
         rc, out, err = run_limited(limit, "gemmaforge-generate", "-p", "Hi", "-n", "2", "--temp", "0", "-c", "32768")
         seen.append((mib, rc, err.strip()[-300:]))
-        if "error while loading shared libraries" in err or "mmap failed" in err:
+        if any(low in err for low in ("error while loading shared libraries", "mmap failed", "bad_alloc")):
             continue  # below what the binary, its libraries (CUDA's, when built with it) and the model map
         if rc == 0:
             break  # everything fits from here on
