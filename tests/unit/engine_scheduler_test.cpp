@@ -253,7 +253,8 @@ TEST_CASE("engine: prompt scoring returns every position's logits, independent o
   std::mt19937 rng(2);
   const auto prompt = random_prompt(rng, 27);
   auto score = [&](int chunk, int logits_rows, int max_tokens) {
-    gf::engine_config c{.limits = {.max_seq_len = 27 + max_tokens, .max_batch = 1, .prefill_chunk = chunk, .block_tokens = 4, .prefix_slots = 0, .logits_rows = logits_rows}};
+    gf::engine_config c{.limits = {.max_seq_len = std::uint32_t(27 + max_tokens), .max_batch = 1, .prefill_chunk = std::uint32_t(chunk),
+                                   .block_tokens = 4, .prefix_slots = 0, .logits_rows = std::uint32_t(logits_rows)}};
     naive_engine<M> eng(m.w, c, naive_executor{});
     std::vector<std::vector<float>> rows;
     auto r = greedy(prompt, max_tokens);

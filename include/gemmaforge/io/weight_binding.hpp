@@ -202,8 +202,18 @@ struct weight_summary {
   std::uint32_t count(tensor_format f) const { return tensors_by_format[std::size_t(f)]; }
   std::string to_string() const {
     std::string s = format_bytes(total_bytes) + " in " + std::to_string(parameters) + " parameters:";
+    // Appends, not "literal" + std::string&&: GCC 12 reports a false -Wrestrict on that form when
+    // it is inlined into some translation units (engines_cuda.cu under -Werror).
     for (tensor_format f : all_tensor_formats)
-      if (count(f)) s += " " + std::string(gemmaforge::to_string(f)) + " " + std::to_string(count(f)) + " tensors " + format_bytes(bytes(f)) + ";";
+      if (count(f)) {
+        s += ' ';
+        s += gemmaforge::to_string(f);
+        s += ' ';
+        s += std::to_string(count(f));
+        s += " tensors ";
+        s += format_bytes(bytes(f));
+        s += ';';
+      }
     return s;
   }
 };
