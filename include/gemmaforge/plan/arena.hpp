@@ -77,9 +77,12 @@ struct arena_layout {
     if (r == nullptr) throw error(errc::internal, "arena_layout: no region named " + std::string(name));
     return *r;
   }
+  // By index, not through find(): comparing a pointer into a static constexpr layout with null is
+  // not a constant expression under GCC's sanitizers (the ASan pass's static_asserts use this).
   constexpr std::uint64_t bytes(std::string_view name) const {
-    const arena_region* r = find(name);
-    return r ? r->bytes : 0;
+    for (std::size_t i = 0; i < count; ++i)
+      if (regions[i].name == name) return regions[i].bytes;
+    return 0;
   }
   // Bytes of the regions whose names start with `prefix` (rounded as allocated).
   constexpr std::uint64_t total_of(std::string_view prefix) const {
