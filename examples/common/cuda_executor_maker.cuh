@@ -13,14 +13,10 @@ struct cuda_executor_maker {
   template <class KvElem>
   static cuda::cuda_executor make(const engine_options& o, const engine_config& c, const model_weights<Model>& w) {
     cuda::cuda_executor_config x;
-    x.quant_precision = o.matmul == "exact" ? cuda::matmul_precision::exact : cuda::matmul_precision::int8_activations;
-    layout_inputs in;
-    in.backend = backend_kind::cuda;
-    in.config = c.limits;
-    in.device_weight_bytes = cuda::cuda_executor::device_weight_bytes(w);
-    in.cuda.cublaslt = x.gemm == cuda::prefill_gemm::cublaslt;
-    in.cuda.attn_split_tokens = x.attn_split_tokens;
-    x.arena_bytes = make_arena_layout<Model>(in).arena_bytes;
+    x.quant_precision = o.matmul == "exact"  ? cuda::matmul_precision::exact
+                        : o.matmul == "int8" ? cuda::matmul_precision::int8_activations
+                                             : cuda::matmul_precision::int16_activations;
+    x.arena_bytes = cuda::cuda_executor::planned_arena_bytes(x, c.limits, w);
     return cuda::cuda_executor(x);
   }
 };

@@ -25,6 +25,9 @@ namespace gemmaforge::programs::detail {
 struct startup {
   device_info device;
   std::uint64_t file_weight_bytes = 0;
+  // bf16 or, when some tensor is block-quantized, q4_k_m: what the plan needs of the scheme (the
+  // CUDA executor's quantized-activation scratch; the weights term is file_weight_bytes).
+  weight_scheme weights = weight_scheme::bf16;
   std::chrono::steady_clock::time_point t0;
 };
 
@@ -34,6 +37,7 @@ serving_config limits_for(const engine_options& o, int model_max_positions, bool
 engine_config make_engine_config(const engine_options& o, const serving_config& planned, const std::vector<std::int32_t>& stop_ids);
 device_info host_device_info();
 std::uint64_t file_weight_bytes(const model_file& f, bool gpu);
+weight_scheme file_weight_scheme(const model_file& f);
 // The GPU as CUDA reports it (engines_cuda.cu): total memory, the plan's reserve for the context.
 device_info cuda_device_info(int device);
 
@@ -106,7 +110,9 @@ std::unique_ptr<program_engine> make_engine_from(std::shared_ptr<const model_fil
       if (out || M::name != name) return;
       auto stops = default_stop_ids(tok.get());
       const bool gpu = st.device.kind == device_kind::cuda;
-      const plan_result plan = plan_at_startup<M>(st.device, limits_for(o, M::max_positions, gpu), o.fit, st.file_weight_bytes);
+      serving_config limits = limits_for(o, M::max_positions, gpu);
+      limits.weights = st.weights;
+      const plan_result plan = plan_at_startup<M>(st.device, limits, o.fit, st.file_weight_bytes);
       const std::string line = capacity_line(plan) + (o.fit ? " (--fit: context " + std::to_string(plan.config.max_seq_len) + ")" : "");
       if (!o.quiet) std::fprintf(stderr, "%s\n", line.c_str());
       const engine_config cfg = make_engine_config(o, planned_limits(plan), stops);

@@ -80,6 +80,12 @@ std::uint64_t file_weight_bytes(const model_file& f, bool gpu) {
   return gpu ? n + 64 * KiB : n;
 }
 
+weight_scheme file_weight_scheme(const model_file& f) {
+  for (const source_tensor& t : f.tensors())
+    if (t.format && is_block_quantized(*t.format)) return weight_scheme::q4_k_m;
+  return weight_scheme::bf16;
+}
+
 }  // namespace detail
 
 std::unique_ptr<program_engine> open_engine(const engine_options& opts) {
@@ -109,6 +115,7 @@ std::unique_ptr<program_engine> open_engine(const engine_options& opts) {
     if (file->gguf()) throw;  // a GGUF file must carry its vocabulary; HF directories may not
   }
   st.file_weight_bytes = detail::file_weight_bytes(*file, opts.backend == "cuda");
+  st.weights = detail::file_weight_scheme(*file);
 #if defined(GF_PROGRAMS_HAVE_CUDA)
   if (opts.backend == "cuda") {
     st.device = detail::cuda_device_info(0);

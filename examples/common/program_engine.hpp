@@ -49,7 +49,7 @@ struct model_info {
   std::uint64_t weight_bytes = 0; // as stored in the file
   std::string weights;            // per-format summary for the load log
   std::uint64_t arena_bytes = 0;  // the planned layout, as allocated at start-up (KV pool + workspace)
-  std::string plan;               // the capacity line, e.g. "plan: 11008 tokens of KV fit, 8192 needed"
+  std::string plan;               // the capacity line, e.g. "plan: 11040 tokens of KV fit, 8192 needed"
   std::string kv;                 // KV element type
   std::string isa;                // CPU kernels selected (avx512 / avx2 / scalar) or the GPU
 };

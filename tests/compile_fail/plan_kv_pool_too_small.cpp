@@ -1,5 +1,5 @@
 // MUST NOT COMPILE: openchat-3.5-0106-gemma at max_seq_len 8192 x batch 2 on an RTX 4090 at 0.90
-// needs 16384 tokens of KV; the pool holds 10992. The error must name both numbers.
+// needs 16384 tokens of KV; the pool holds 11040. The error must name both numbers.
 #include <gemmaforge/model/registry.hpp>
 #include <gemmaforge/plan/require_fit.hpp>
 

@@ -1,6 +1,6 @@
 // MUST NOT COMPILE: Gemma 2 9B at 8192 tokens fits an RTX 4090 at 0.90 with a prefix cache of 2
-// entries (9200 tokens of KV), but each entry snapshots the sequence's sliding-window rings
-// (21 local layers x 257 blocks, 675 MiB): with 3 entries the pool holds 5088 tokens. The
+// entries (9264 tokens of KV), but each entry snapshots the sequence's sliding-window rings
+// (21 local layers x 257 blocks, 675 MiB): with 3 entries the pool holds 5152 tokens. The
 // snapshots are a planned region, so the plan refuses; the error names both numbers.
 #include <gemmaforge/model/registry.hpp>
 #include <gemmaforge/plan/require_fit.hpp>

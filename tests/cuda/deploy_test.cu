@@ -2,7 +2,7 @@
 // 17 GB and runs an 8192-token sequence, so only `gemmaforge_cuda_tests "[.deploy]"` runs it):
 // openchat-3.5-0106-gemma's shapes at full depth (Gemma 1 7B: 28 layers, bf16 weights, 17.1 GB),
 // max_seq_len 8192, batch 1, on an arena capped to what memory_plan<openchat, rtx4090, 0.90>
-// allocates, with that plan's KV pool (11,008 tokens with bf16 KV, 21,680 with fp8). Random
+// allocates, with that plan's KV pool (11,040 tokens with bf16 KV, 21,744 with fp8). Random
 // weights (seeded; each layer reuses one set of host buffers, the device gets 28 copies: the
 // memory is real, the values need not be). Prints one DEPLOY line per KV type:
 //   plan arena / weights / KV tokens, the executor's required arena, cudaMemGetInfo before and
@@ -89,11 +89,8 @@ void run_deployment(const host_weights& hw, const char* kv_name) {
   gf::engine_config c;
   c.limits = gf::planned_limits(Plan::result);  // the plan's allocated blocks, its prefill chunk, no prefix slots
   gc::cuda_executor_config x;
-  gf::layout_inputs in;
-  in.backend = gf::backend_kind::cuda;
-  in.config = c.limits;
-  in.device_weight_bytes = gc::cuda_executor::device_weight_bytes(hw.w);
-  const gf::arena_layout layout = gf::make_arena_layout<openchat>(in);
+  const gf::arena_layout layout = gf::make_arena_layout<openchat>(gc::cuda_executor::layout_inputs_for(
+      x, c.limits, gc::cuda_executor::device_weight_bytes(hw.w), gc::cuda_executor::shape_of(hw.w).quantized));
   const std::uint64_t required = layout.arena_bytes;
   x.arena_cap_bytes = Plan::arena_bytes;  // the 4090's plan, whatever this GPU has
   x.arena_bytes = required;

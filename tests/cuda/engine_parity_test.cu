@@ -23,12 +23,9 @@ template <class Model, class Kv>
 parity_result run_cuda(const gf::model_weights<Model>& w) {
   const gf::engine_config c = parity_config();
   gc::cuda_executor_config x;
-  gf::layout_inputs in;  // the planned layout of this engine: the executor's one cudaMalloc
-  in.backend = gf::backend_kind::cuda;
-  in.config = c.limits;
-  in.config.kv = gf::dtype_of<Kv>::value;
-  in.device_weight_bytes = gc::cuda_executor::device_weight_bytes(w);
-  x.arena_bytes = gf::make_arena_layout<Model>(in).arena_bytes;
+  gf::serving_config limits = c.limits;  // the planned layout of this engine: the executor's one cudaMalloc
+  limits.kv = gf::dtype_of<Kv>::value;
+  x.arena_bytes = gc::cuda_executor::planned_arena_bytes(x, limits, w);
   gf::basic_engine<Model, gc::cuda_executor, Kv> eng(w, c, gc::cuda_executor(x));
   parity_result out;
   std::vector<gf::request_handle> hs;
@@ -49,10 +46,12 @@ parity_result run_cuda(const gf::model_weights<Model>& w) {
 }
 
 template <class Model>
-void check_parity(bool kv_bf16) {
-  INFO(Model::name << (kv_bf16 ? ", bf16 KV" : ", f32 KV"));
+void check_parity(bool kv_bf16, bool q8 = false) {
+  INFO(Model::name << (kv_bf16 ? ", bf16 KV" : ", f32 KV") << (q8 ? ", q8_0 weights (int16 activations)" : ", f32 weights"));
   gf::testing::random_model<Model> m(parity_seed);
-  const parity_result cpu = run_cpu_parity<Model>(kv_bf16);
+  std::vector<std::vector<std::byte>> store;
+  if (q8) gf::testing::requantize_layers_q8_0(m.w, store);
+  const parity_result cpu = run_cpu_parity<Model>(kv_bf16, q8);
   const parity_result gpu = kv_bf16 ? run_cuda<Model, gf::bf16>(m.w) : run_cuda<Model, float>(m.w);
   REQUIRE(gpu.prompt_logits.size() == cpu.prompt_logits.size());
   std::size_t rows_differing = 0, first_row = 0;
@@ -71,4 +70,11 @@ TEMPLATE_TEST_CASE("cuda engine: the CPU backend's bits, end to end (scale 1/12,
                    parity_gemma1, parity_gemma2, parity_gemma3) {
   check_parity<TestType>(false);
   check_parity<TestType>(true);
+}
+
+// Both backends' default for quantized weights (15-bit activations): the same bits, so the CUDA
+// engine keeps the CPU default's top-1 agreement with HF (issue 19's parity requirement).
+TEMPLATE_TEST_CASE("cuda engine: the CPU backend's bits with q8_0 weights and int16 activations", "[cuda][engine][parity][int16]",
+                   parity_gemma1, parity_gemma3) {
+  check_parity<TestType>(true, true);
 }

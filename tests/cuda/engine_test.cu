@@ -42,14 +42,9 @@ gc::cuda_executor make_executor(const gf::model_weights<Model>& w, const gf::eng
   cfg.attn_split_tokens = x.attn_split_tokens > 0 ? x.attn_split_tokens : 32;  // several splits even at 64 tokens
   cfg.decode_graphs = x.decode_graphs;
   // The planned layout of this engine: what the executor's one cudaMalloc holds.
-  gf::layout_inputs in;
-  in.backend = gf::backend_kind::cuda;
-  in.config = c.limits;
-  in.config.kv = gf::dtype_of<Kv>::value;
-  in.device_weight_bytes = gc::cuda_executor::device_weight_bytes(w);
-  in.cuda.cublaslt = cfg.gemm == gc::prefill_gemm::cublaslt;
-  in.cuda.attn_split_tokens = cfg.attn_split_tokens;
-  cfg.arena_bytes = gf::make_arena_layout<Model>(in).arena_bytes;
+  gf::serving_config limits = c.limits;
+  limits.kv = gf::dtype_of<Kv>::value;
+  cfg.arena_bytes = gc::cuda_executor::planned_arena_bytes(cfg, limits, w);
   return gc::cuda_executor(cfg);
 }
 
@@ -204,42 +199,29 @@ TEST_CASE("cuda engine: the device arena is the planned layout, byte for byte", 
   }
 }
 
-TEST_CASE("cuda engine: quantized weights on the int8 and exact paths", "[cuda][engine][quant]") {
+TEST_CASE("cuda engine: quantized weights on the int16, int8 and exact paths", "[cuda][engine][quant]") {
   // Re-encode the random model's matrices as q8_0 (an exact per-block requantization is not needed:
   // both executors read the same q8_0 bytes). The naive executor reads f32/f16/bf16 only, so the
-  // reference here is the CUDA exact path itself against the CUDA int8 path: tokens may differ in
-  // principle (int8 activations are approximate), so only the logits are compared, loosely.
+  // reference here is the CUDA exact path itself against the CUDA int16 (default) and int8 paths:
+  // tokens may differ in principle (quantized activations are approximate), so only the logits are
+  // compared, loosely for int8 and 128x tighter for 15-bit activations. (The CPU backend's bits for
+  // the same q8_0 weights: engine_parity_test.cu.)
   using M = gf::models::tiny_gemma1;
   gf::testing::random_model<M> m(31);
   std::vector<std::vector<std::byte>> store;
-  auto requant = [&](gf::weight_view& v) {
-    const std::uint64_t nb = std::uint64_t(v.rows) * std::uint64_t(v.cols) / 32;
-    auto& buf = store.emplace_back(nb * 34);
-    const float* src = reinterpret_cast<const float*>(v.data);
-    for (std::uint64_t b = 0; b < nb; ++b) {
-      float amax = 0;
-      for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(src[32 * b + i]));
-      const float d = amax / 127.0f;
-      const std::uint16_t dh = gf::to_f16(d).bits;
-      std::memcpy(buf.data() + 34 * b, &dh, 2);
-      const float dd = gf::to_float(gf::f16::from_bits(dh));
-      for (int i = 0; i < 32; ++i) {
-        const int q = dd > 0 ? int(std::lrint(src[32 * b + i] / dd)) : 0;
-        buf[34 * b + 2 + std::size_t(i)] = std::byte(std::uint8_t(std::int8_t(std::clamp(q, -127, 127))));
-      }
-    }
-    v = gf::weight_view{gf::tensor_format::q8_0, buf.data(), v.rows, v.cols};
-  };
-  for (auto& l : m.w.layers)
-    for (gf::weight_view* v : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) requant(*v);
+  gf::testing::requantize_layers_q8_0(m.w, store);
   std::mt19937 rng(6);
   const std::vector<std::vector<std::int32_t>> prompts{random_prompt(rng, 13)};
   gf::engine_config c{.limits = {.max_seq_len = 32, .max_batch = 1, .prefill_chunk = 16, .block_tokens = 4, .prefix_slots = 0, .logits_rows = 16}};
   gc::cuda_executor_config exact;
   exact.quant_precision = gc::matmul_precision::exact;
+  gc::cuda_executor_config int8;
+  int8.quant_precision = gc::matmul_precision::int8_activations;
   const auto a = run_engine<M, float>(m.w, c, make_executor<M, float>(m.w, c, exact), prompts, 4);
   const auto b = run_engine<M, float>(m.w, c, make_executor<M, float>(m.w, c), prompts, 4);
-  check_close(b.prompt_logits, a.prompt_logits, 5e-2f);
+  const auto d = run_engine<M, float>(m.w, c, make_executor<M, float>(m.w, c, int8), prompts, 4);
+  check_close(b.prompt_logits, a.prompt_logits, 2e-3f);
+  check_close(d.prompt_logits, a.prompt_logits, 5e-2f);
 }
 
 TEST_CASE("cuda engine: the cuBLASLt prefill agrees with the canonical GEMM", "[cuda][engine][cublaslt]") {

@@ -46,9 +46,10 @@ std::vector<std::vector<std::int32_t>> parity_prompts();
 inline constexpr int parity_max_tokens = 6;
 inline constexpr std::uint32_t parity_seed = 77;
 
-// The CPU engine (cpu_executor, 2 threads, its default precision: f32 weights take the exact path)
-// on random_model<Model>(parity_seed), KV element float (kv_bf16 = false) or bf16.
+// The CPU engine (cpu_executor, 2 threads, its default precision: f32 weights take the exact path,
+// quantized ones 15-bit activations) on random_model<Model>(parity_seed), KV element float
+// (kv_bf16 = false) or bf16; q8 = the layer matrices re-encoded as q8_0 (requantize_layers_q8_0).
 template <class Model>
-parity_result run_cpu_parity(bool kv_bf16);
+parity_result run_cpu_parity(bool kv_bf16, bool q8 = false);
 
 }  // namespace gf_cuda_test

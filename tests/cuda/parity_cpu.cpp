@@ -33,13 +33,15 @@ static parity_result run(const gf::model_weights<Model>& w) {
 }
 
 template <class Model>
-parity_result run_cpu_parity(bool kv_bf16) {
+parity_result run_cpu_parity(bool kv_bf16, bool q8) {
   gf::testing::random_model<Model> m(parity_seed);
+  std::vector<std::vector<std::byte>> store;
+  if (q8) gf::testing::requantize_layers_q8_0(m.w, store);
   return kv_bf16 ? run<Model, gf::bf16>(m.w) : run<Model, float>(m.w);
 }
 
-template parity_result run_cpu_parity<parity_gemma1>(bool);
-template parity_result run_cpu_parity<parity_gemma2>(bool);
-template parity_result run_cpu_parity<parity_gemma3>(bool);
+template parity_result run_cpu_parity<parity_gemma1>(bool, bool);
+template parity_result run_cpu_parity<parity_gemma2>(bool, bool);
+template parity_result run_cpu_parity<parity_gemma3>(bool, bool);
 
 }  // namespace gf_cuda_test

@@ -26,17 +26,17 @@ set(seed "--model|openchat-3.5-0106-gemma|--device|rtx4090|--max-seq-len|8192|--
 
 # The seed's case fits under gemmaforge's plan; vLLM's formula gives its 5888 tokens.
 gf_plan_cli_test(seed_fits 0 "${seed}"
-  STDOUT "verdict: FITS: 11008 tokens of KV >= 8192 needed.*-> 5888 tokens: vLLM refuses max_seq_len 8192")
+  STDOUT "verdict: FITS: 11040 tokens of KV >= 8192 needed.*-> 5888 tokens: vLLM refuses max_seq_len 8192")
 gf_plan_cli_test(seed_json 0 "${seed}|--json"
-  JSON "model=openchat-3.5-0106-gemma|device=rtx4090|fits=ON|kv_capacity_tokens=11008|kv_bytes_per_token=458752|weights_bytes=17075712000|reserve_bytes=536870912|budget_bytes=22847422464|vllm_capacity_tokens=5888")
-gf_plan_cli_test(seed_fp8_json 0 "${seed}|--kv|fp8|--json" JSON "fits=ON|kv_capacity_tokens=21680")
+  JSON "model=openchat-3.5-0106-gemma|device=rtx4090|fits=ON|kv_capacity_tokens=11040|kv_bytes_per_token=458752|weights_bytes=17075712000|reserve_bytes=536870912|budget_bytes=22847422464|vllm_capacity_tokens=5888")
+gf_plan_cli_test(seed_fp8_json 0 "${seed}|--kv|fp8|--json" JSON "fits=ON|kv_capacity_tokens=21744")
 gf_plan_cli_test(seed_vllm_095 0 "${seed}|--memory-fraction|0.95" STDOUT "tokens: vLLM accepts max_seq_len 8192")
 gf_plan_cli_test(mistral_baseline_fits 0 "--model|mistral-7b|--device|rtx4090" STDOUT "verdict: FITS")
 gf_plan_cli_test(gemma_2_9b_fits 0 "--model|gemma-2-9b|--device|rtx4090|--json" JSON "fits=ON|vllm_fits=OFF")
 
 # Does not fit: exit 1, the verdict, and ranked options.
 gf_plan_cli_test(batch_2_does_not_fit 1 "${seed}|--batch|2"
-  STDOUT "DOES NOT FIT: 10992 tokens of KV < 16384 needed.*options, ranked by the KV capacity they reach:.*fp8 KV cache +21664 tokens +fits")
+  STDOUT "DOES NOT FIT: 11040 tokens of KV < 16384 needed.*options, ranked by the KV capacity they reach:.*fp8 KV cache +21744 tokens +fits")
 gf_plan_cli_test(gemma_3_27b_weights 1 "--model|gemma-3-27b|--device|rtx4090"
   STDOUT "DOES NOT FIT: the weights \\(51518.2 MiB\\) exceed the budget \\(21789.0 MiB\\).*q4_k_m weights +[0-9]+ tokens +fits")
 gf_plan_cli_test(gemma_3_27b_json 1 "--model|gemma-3-27b|--device|rtx4090|--json" JSON "fits=OFF|weights_fit=OFF|kv_capacity_tokens=0")

@@ -90,10 +90,10 @@ void check_model(const gf::serving_config& c) {
   for (std::size_t i = 0; i < G.count; ++i) names.insert(std::string(G.regions[i].name));
   std::set<std::string> want = {"weights", "kv_global", "kv_local", "x", "xn", "q", "attn", "k", "v", "gate", "up", "logits",
                                 "step_tokens", "step_positions", "step_logit_rows", "step_seqs", "step_requests", "sampler",
-                                "cuda_step_meta", "cuda_act_q8", "cuda_stage_k", "cuda_stage_v", "cuda_stage_k_scales",
-                                "cuda_stage_v_scales", "cuda_sample_weights", "cuda_sample_params", "cuda_sample_out",
-                                "cuda_sample_history", "cuda_meta_pinned", "cuda_logits_host"};
+                                "cuda_step_meta", "cuda_stage_k", "cuda_stage_v", "cuda_stage_k_scales",
+                                "cuda_stage_v_scales", "cuda_meta_pinned", "cuda_logits_host"};
   if (gf::cuda::attention_max_splits(c.max_seq_len) > 1) want.insert("cuda_attn_partials");
+  if (gf::is_block_quantized(c.weights)) want.insert("cuda_act_quant");  // quantized activations, int16 by default
   CHECK(names == want);
   // Host staging is host memory: it does not take device budget.
   CHECK(g.arena_bytes == G.arena_bytes);

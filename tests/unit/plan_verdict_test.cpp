@@ -195,6 +195,17 @@ TEST_CASE("serving_config validation names the first problem", "[cpu][plan]") {
   CHECK(p.error == "max_seq_len exceeds the model's context length");
 }
 
+TEST_CASE("arena layout: quantized weights plan the CUDA executor's 15-bit activations", "[cpu][plan]") {
+  const std::uint64_t t = 512 + 1;
+  gf::serving_config c = seed;
+  c.weights = gf::weight_scheme::q4_k_m;
+  const gf::plan_result g = gf::make_plan<openchat_3_5_0106_gemma>(rtx, c);
+  // Two int8 digit planes of [T][widest input] + per-32 scales and sums (cuda_executor's default).
+  CHECK(g.layout.bytes("cuda_act_quant") == gf::cuda::act_quant_bytes(int(t), 24576, 2));
+  CHECK(gf::cuda::act_quant_bytes(int(t), 24576, 2) - gf::cuda::act_quant_bytes(int(t), 24576, 1) == t * 24576);
+  CHECK(gf::cuda::act_quant_bytes(int(t), 24576, 0) == 0);
+}
+
 TEST_CASE("arena layout: named regions with the sizes the runtime carves", "[cpu][plan]") {
   const std::uint64_t t = 512 + 1;
   const gf::plan_result g = gf::make_plan<openchat_3_5_0106_gemma>(rtx, seed);
@@ -207,7 +218,7 @@ TEST_CASE("arena layout: named regions with the sizes the runtime carves", "[cpu
   CHECK(w.bytes("logits") == 256000ull * 4);
   CHECK(w.bytes("sampler") == 256000ull * 8);
   CHECK(w.bytes("cuda_attn_partials") == 2ull * 16 * 32 * (256 + 2) * 4);  // (batch + 1) x heads x 32 splits
-  CHECK(w.bytes("cuda_act_q8") == gf::cuda::act_q8_bytes(int(t), 24576));
+  CHECK(w.find("cuda_act_quant") == nullptr);  // bf16 weights: no activation is quantized
   CHECK(w.bytes("kv_global") == 8192ull * 458'752);
   std::uint64_t sum = 0;
   for (std::size_t i = 0; i < w.count; ++i) {

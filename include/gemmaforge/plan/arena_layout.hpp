@@ -94,7 +94,7 @@ constexpr arena_layout make_arena_layout(const layout_inputs& in) {
                                                                               Model::layers::local_layers() > 0 ? std::uint64_t(Model::window) : 0));
     const std::uint64_t splits = std::uint64_t(cuda::attention_max_splits(c.max_seq_len, in.cuda.attn_split_tokens));
     L.add("cuda_step_meta", meta.total * 4);
-    L.add("cuda_act_q8", cuda::act_q8_bytes(int(T), int(widest)));
+    if (in.cuda.act_digits > 0) L.add("cuda_act_quant", cuda::act_quant_bytes(int(T), int(widest), in.cuda.act_digits));
     L.add("cuda_stage_k", T * KV * 4);
     L.add("cuda_stage_v", T * KV * 4);
     L.add("cuda_stage_k_scales", T * std::uint64_t(Model::kv_heads) * 4);
@@ -104,10 +104,6 @@ constexpr arena_layout make_arena_layout(const layout_inputs& in) {
       L.add("cuda_cublaslt_workspace", cuda::cublaslt_workspace_bytes);
       L.add("cuda_cublaslt_scratch", cuda::cublaslt_scratch_bytes(int(T), int(widest)));
     }
-    L.add("cuda_sample_weights", R * V * 4);
-    L.add("cuda_sample_params", R * cuda::sampling_params_bytes);
-    L.add("cuda_sample_out", R * 4);
-    L.add("cuda_sample_history", R * c.max_seq_len * 4);
     L.add("cuda_meta_pinned", meta.total * 4, memory_space::host);
     L.add("cuda_logits_host", R * V * 4, memory_space::host);
   }

@@ -109,6 +109,8 @@ constexpr plan_result make_plan(const device_info& d, const serving_config& c, s
   in.config = c;
   in.device_weight_bytes = !gpu ? 0 : weights_bytes > 0 ? weights_bytes : device_weight_bytes<Model>(c.weights);
   in.global_blocks = allocated_blocks(c);
+  // The CUDA executor's default for quantized weights: 15-bit activations (two int8 digits).
+  in.cuda.act_digits = is_block_quantized(c.weights) ? 2 : 0;
   const arena_layout fixed = make_arena_layout<Model>(in);
   const std::uint64_t in_arena_weights = round_up(fixed.bytes("weights"), arena_alignment);
   const std::uint64_t kv_local = round_up(fixed.bytes("kv_local"), arena_alignment);

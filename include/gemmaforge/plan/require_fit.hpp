@@ -3,7 +3,7 @@
 // "static assertion failed"; require_fit<Plan>() instead instantiates a type whose template
 // arguments are the numbers at fault, and whose static_assert fires, so the compiler prints e.g.
 //   error: static assertion failed: gemmaforge: the KV pool cannot hold max_batch x max_seq_len ...
-//   ... in instantiation of 'struct gemmaforge::kv_pool_too_small<16384, 11008>'
+//   ... in instantiation of 'struct gemmaforge::kv_pool_too_small<16384, 11040>'
 // (needed tokens, capacity tokens). The type is only instantiated on the failing path.
 #include <cstdint>
 

@@ -28,6 +28,9 @@ constexpr std::string_view to_string(weight_scheme s) {
   return "?";
 }
 
+// Schemes whose matmul weights are block-quantized (the integer-activation matmul paths apply).
+constexpr bool is_block_quantized(weight_scheme s) { return s == weight_scheme::q8_0 || s == weight_scheme::q4_k_m; }
+
 constexpr bool parse_weight_scheme(std::string_view s, weight_scheme& out) {
   for (weight_scheme w : all_weight_schemes)
     if (s == to_string(w)) { out = w; return true; }

@@ -5,7 +5,7 @@
 // (whose layout the engine then carves) or refuses with one message naming what does not fit, by
 // how much, and what to lower.
 //
-//   plan: 11008 tokens of KV fit, 8192 needed
+//   plan: 11040 tokens of KV fit, 8192 needed
 #include <cstdint>
 #include <string>
 

@@ -6,7 +6,7 @@
 //                                the options that size its scratch (plan/arena_layout.hpp)
 //   allocate_arena<M, Kv>(L)     checks the arena against the layout L and carves its own scratch
 //                                (step description, quantized activations, staged K/V, split-K
-//                                partials, cuBLASLt, sampling, pinned staging) by region name; the
+//                                partials, cuBLASLt, pinned staging) by region name; the
 //                                engine carves its buffers and the KV pool from the same layout
 //   kv_copy()                    device-to-device copy for the pool's ring snapshots
 //   prepare_weights(host)        uploads every tensor once into the arena, returns device views;
@@ -45,7 +45,6 @@
 #include <gemmaforge/backend/cuda/matvec.cuh>
 #include <gemmaforge/backend/cuda/norm.cuh>
 #include <gemmaforge/backend/cuda/rope.cuh>
-#include <gemmaforge/backend/cuda/sampling.cuh>
 #include <gemmaforge/backend/cuda/scratch.hpp>
 #include <gemmaforge/backend/cuda/softcap.cuh>
 #include <gemmaforge/backend/cuda/step_meta.cuh>
@@ -73,8 +72,8 @@ struct cuda_executor_config {
   // Refuse an arena above this (emulate a smaller device): emulate_plan<Plan>() sets it.
   std::uint64_t arena_cap_bytes = 0;
   // Numerics and schedules.
-  // int8 activations (the CPU backend also has int16, its default, not yet ported to CUDA).
-  matmul_precision quant_precision = matmul_precision::int8_activations;
+  // Quantized weights: 15-bit activations (the CPU backend's default, same bits), int8, or exact.
+  matmul_precision quant_precision = matmul_precision::int16_activations;
   prefill_gemm gemm = prefill_gemm::canonical;
   std::int32_t gemm_min_tokens = 5;  // rows from which a matmul uses the GEMM instead of the matvec
   attention_schedule attention = attention_schedule::automatic;
@@ -124,7 +123,6 @@ inline pinned_ptr pinned_alloc(std::size_t bytes) {
 
 using meta_layout = ::gemmaforge::cuda::detail::meta_layout;  // backend/cuda/scratch.hpp
 static_assert(sizeof(device_seq) == meta_layout::seq_ints * 4, "scratch.hpp: meta_layout::seq_ints is a device_seq");
-static_assert(sizeof(device_sampling_params) == sampling_params_bytes, "scratch.hpp: sampling_params_bytes");
 
 }  // namespace detail
 
@@ -137,7 +135,9 @@ class cuda_executor {
 
   // For load logs: the GPU and the numerics in use.
   std::string description() const {
-    return "cuda " + s_->device_name + (s_->cfg.quant_precision == matmul_precision::exact ? ", exact matmul" : ", int8 activations") +
+    const matmul_precision p = s_->cfg.quant_precision;
+    return "cuda " + s_->device_name +
+           (p == matmul_precision::exact ? ", exact matmul" : p == matmul_precision::int8_activations ? ", int8 activations" : ", int16 activations") +
            (s_->cfg.decode_graphs ? ", decode graphs" : "");
   }
 
@@ -157,10 +157,28 @@ class cuda_executor {
   static constexpr backend_kind backend = backend_kind::cuda;
   // The layout's inputs this executor decides: its weights in the arena and its scratch options.
   void describe_layout(layout_inputs& in) const {
+    const std::uint64_t blocks = in.global_blocks;
+    in = layout_inputs_for(s_->cfg, in.config, s_->weight_bytes, s_->shape.quantized);
+    in.global_blocks = blocks;
+  }
+
+  // The one rule for what an executor with config x needs from the layout: the programs and tests
+  // size the arena (cuda_executor_config::arena_bytes) with it before the executor exists.
+  static layout_inputs layout_inputs_for(const cuda_executor_config& x, const serving_config& limits,
+                                         std::uint64_t weight_bytes, bool quantized_weights) {
+    layout_inputs in;
     in.backend = backend;
-    in.device_weight_bytes = s_->weight_bytes;
-    in.cuda.cublaslt = s_->cfg.gemm == prefill_gemm::cublaslt;
-    in.cuda.attn_split_tokens = s_->cfg.attn_split_tokens;
+    in.config = limits;
+    in.device_weight_bytes = weight_bytes;
+    in.cuda.cublaslt = x.gemm == prefill_gemm::cublaslt;
+    in.cuda.attn_split_tokens = x.attn_split_tokens;
+    in.cuda.act_digits = quantized_weights ? act_digits(x.quant_precision) : 0;
+    return in;
+  }
+  template <class Model>
+  static std::uint64_t planned_arena_bytes(const cuda_executor_config& x, const serving_config& limits,
+                                           const model_weights<Model>& w) {
+    return make_arena_layout<Model>(layout_inputs_for(x, limits, device_weight_bytes(w), shape_of(w).quantized)).arena_bytes;
   }
 
   // The engine's regions and this executor's scratch, from the planned layout: the weights were
@@ -425,27 +443,6 @@ class cuda_executor {
     return s.logits_host;
   }
 
-  // ------------------------------------------------------------------------ extras
-  // Samples one token per row of device logits (penalties modify the rows, as on the CPU).
-  // params[r] and the histories (histories[params[r].history_offset ...]) are host data.
-  std::vector<std::int32_t> sample(float* logits, int rows, const device_sampling_params* params,
-                                   const std::int32_t* histories, std::size_t history_len) {
-    state& s = *s_;
-    if (rows < 0 || std::size_t(rows) > s.logits_cap_rows || history_len > s.history_cap)
-      throw error(errc::invalid_argument, "cuda_executor::sample: more rows or history than configured");
-    GF_CHECK_CUDA(cudaMemcpyAsync(s.sample_params, params, std::size_t(rows) * sizeof(device_sampling_params),
-                                  cudaMemcpyHostToDevice, s.stream));
-    if (history_len > 0)
-      GF_CHECK_CUDA(cudaMemcpyAsync(s.sample_history, histories, history_len * 4, cudaMemcpyHostToDevice, s.stream));
-    throw_if_failed(launch_sample(logits, rows, s.shape.vocab, s.sample_params, s.sample_history, s.sample_weights,
-                                  s.sample_out, s.stream),
-                    "cuda sample");
-    std::vector<std::int32_t> out(std::size_t(std::max(rows, 0)));
-    GF_CHECK_CUDA(cudaMemcpyAsync(out.data(), s.sample_out, out.size() * 4, cudaMemcpyDeviceToHost, s.stream));
-    GF_CHECK_CUDA(cudaStreamSynchronize(s.stream));
-    return out;
-  }
-
   device_arena& arena() { return s_->arena; }
   cudaStream_t stream() const { return s_->stream; }
   const cuda_executor_config& config() const { return s_->cfg; }
@@ -564,7 +561,12 @@ class cuda_executor {
       if (meta.total * 4 != L.bytes("cuda_step_meta")) throw error(errc::internal, "cuda_executor: step description differs from the layout");
       meta_dev = reinterpret_cast<std::int32_t*>(at("cuda_step_meta"));
       meta_host = reinterpret_cast<std::int32_t*>(at("cuda_meta_pinned"));
-      act = carve_act_q8(at("cuda_act_q8"), T, shape.widest());
+      const int digits = shape.quantized ? act_digits(cfg.quant_precision) : 0;
+      if (digits > 0) {
+        if (L.find("cuda_act_quant") == nullptr || L.bytes("cuda_act_quant") != act_quant_bytes(T, shape.widest(), digits))
+          throw error(errc::internal, "cuda_executor: the layout's quantized-activation region does not fit this precision");
+        act = carve_act_quant(at("cuda_act_quant"), T, shape.widest(), digits);
+      }
       stage_k = at("cuda_stage_k");
       stage_v = at("cuda_stage_v");
       stage_ks = reinterpret_cast<float*>(at("cuda_stage_k_scales"));
@@ -578,21 +580,16 @@ class cuda_executor {
         throw_if_failed(blas.init(ws, cublaslt_workspace_bytes), "cuBLASLt init");
       }
       logits_cap_rows = std::size_t(R);
-      history_cap = std::size_t(R) * std::size_t(max_seq_len);
-      sample_weights = reinterpret_cast<float*>(at("cuda_sample_weights"));
-      sample_params = reinterpret_cast<device_sampling_params*>(at("cuda_sample_params"));
-      sample_out = reinterpret_cast<std::int32_t*>(at("cuda_sample_out"));
-      sample_history = reinterpret_cast<std::int32_t*>(at("cuda_sample_history"));
       logits_host = reinterpret_cast<float*>(at("cuda_logits_host"));
       graphs.resize(max_batch);
       prefill.reserve(std::size_t(seqs));
     }
 
     void matmul_canonical(const weight_view& w, const float* x, int T, float* y) {
-      if (is_block_quantized(w.format) && cfg.quant_precision == matmul_precision::int8_activations) {
-        if (act.q == nullptr) throw error(errc::internal, "cuda_executor: int8 activation scratch missing");
+      if (is_block_quantized(w.format) && cfg.quant_precision != matmul_precision::exact) {
+        if (act.q == nullptr) throw error(errc::internal, "cuda_executor: quantized-activation scratch missing");
         throw_if_failed(launch_quantize_activations(x, T, int(w.cols), act, stream), "cuda quantize activations");
-        throw_if_failed(launch_matvec_q8act(w, act, T, y, stream), "cuda matvec (int8)");
+        throw_if_failed(launch_matvec_qact(w, act, T, y, stream), "cuda matvec (quantized activations)");
       } else if (T < cfg.gemm_min_tokens) {
         throw_if_failed(launch_matvec_exact(w, x, T, y, stream), "cuda matvec");
       } else {
@@ -616,7 +613,7 @@ class cuda_executor {
     detail::meta_layout meta;
     std::int32_t* meta_dev = nullptr;
     std::int32_t* meta_host = nullptr;
-    act_q8_view act;
+    act_quant_view act;
     std::byte* stage_k = nullptr;
     std::byte* stage_v = nullptr;
     float* stage_ks = nullptr;
@@ -625,11 +622,7 @@ class cuda_executor {
     float* partials = nullptr;
     cublaslt_gemm blas;
     std::byte* blas_scratch = nullptr;
-    float* sample_weights = nullptr;
-    device_sampling_params* sample_params = nullptr;
-    std::int32_t* sample_out = nullptr;
-    std::int32_t* sample_history = nullptr;
-    std::size_t logits_cap_rows = 0, history_cap = 0;
+    std::size_t logits_cap_rows = 0;
     float* logits_host = nullptr;
 
     // The current step.

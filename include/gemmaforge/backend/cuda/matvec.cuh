@@ -5,9 +5,11 @@
 //   exact           weights dequantized in registers to f32 (math::dequantize_block), multiplied with
 //                   the f32 activations in the canonical 16-lane order of math::dot_exact. Always
 //                   used for f32/f16/bf16 weights.
-//   int8_activations  (quantized weights, the CPU default) activations quantized per 32-block by
-//                   launch_quantize_activations (math::quantize_act_block); products as integer
-//                   dp4a sums, accumulated in math::dot_act's lane order.
+//   int16_activations (quantized weights, the default of both backends) activations quantized per
+//                   32-block to 15 bits held as two int8 digits by launch_quantize_activations
+//                   (math::quantize_act_block15); each group of 4 products is 128 * dp4a(hi) +
+//                   dp4a(lo), the exact integer math::dot_act sums, accumulated in its lane order.
+//   int8_activations  the same with one 8-bit digit (math::quantize_act_block): one dp4a per group.
 // So for a given precision the GPU computes the same bits as the CPU, for every row, whatever the
 // batch: the order depends on the column index only (batch invariance by construction).
 //
@@ -37,7 +39,12 @@
 
 namespace gemmaforge::cuda {
 
-enum class matmul_precision : std::uint8_t { int8_activations, exact };
+enum class matmul_precision : std::uint8_t { int8_activations, int16_activations, exact };
+
+// int8 planes a quantized activation row takes (scratch.hpp's act_quant_bytes): 0 for exact.
+constexpr int act_digits(matmul_precision p) {
+  return p == matmul_precision::int16_activations ? 2 : p == matmul_precision::int8_activations ? 1 : 0;
+}
 
 template <int LanesPerThread, int RowsPerBlock, int Unroll>
 struct matvec_policy {
@@ -60,21 +67,27 @@ using matvec_default_policy = matvec_policy_pair;
 // tokens. Decode batches are small; larger T goes through gemm.cuh.
 inline constexpr int matvec_token_tile = 4;
 
-// Activations quantized for the int8 path: [T][cols] int8, and per 32-block the scale dx and the
-// integer sum of the quants (q4_k's min term needs it).
-struct act_q8_view {
-  std::int8_t* q = nullptr;  // [T][cols]
-  float* dx = nullptr;       // [T][cols / 32]
+// Quantized activations: [T][cols] int8 (the high digit, or the whole quant for 8 bits), the low
+// digit plane for 15 bits (nullptr for 8), and per 32-block the scale dx and the integer sum of
+// the quants (q4_k's min term needs it).
+struct act_quant_view {
+  std::int8_t* q = nullptr;    // [T][cols]
+  std::int8_t* q2 = nullptr;   // [T][cols], 15-bit only: quant = 128 * q + q2
+  float* dx = nullptr;         // [T][cols / 32]
   std::int32_t* xs = nullptr;  // [T][cols / 32]
 };
 
-// act_q8_bytes(T, cols): backend/cuda/scratch.hpp (the planner sizes it too).
-inline act_q8_view carve_act_q8(std::byte* p, int T, int cols) {
+// act_quant_bytes(T, cols, digits): backend/cuda/scratch.hpp (the planner sizes it too).
+inline act_quant_view carve_act_quant(std::byte* p, int T, int cols, int digits) {
   const std::size_t nb = std::size_t(T) * std::size_t(cols / 32);
   auto up = [](std::size_t n) { return (n + 255) / 256 * 256; };
-  act_q8_view v;
+  act_quant_view v;
   v.q = reinterpret_cast<std::int8_t*>(p);
   p += up(std::size_t(T) * std::size_t(cols));
+  if (digits == 2) {
+    v.q2 = reinterpret_cast<std::int8_t*>(p);
+    p += up(std::size_t(T) * std::size_t(cols));
+  }
   v.dx = reinterpret_cast<float*>(p);
   p += up(nb * 4);
   v.xs = reinterpret_cast<std::int32_t*>(p);
@@ -137,15 +150,17 @@ __global__ void __launch_bounds__(P::threads)
   }
 }
 
-// ---------------------------------------------------------------------------- int8 path
+// ----------------------------------------------------------------- int8 / int16 path
+// Wide: 15-bit activations as two digit planes (xq = 128 * q + q2); each group's integer sum is
+// 128 * dp4a(w, q) + dp4a(w, q2), exact (|s| < 2^24) and equal to math::dot_act's.
 // Lane of group j of block b: (b & 1) * 8 + j (math::dot_act). With two threads per row, thread p
 // takes the blocks of parity p and so owns canonical lanes [8p, 8p + 8): contiguous ownership, the
 // layout grouped_tree_sum16<8> expects. q4_k's eight min lanes (one per sub-block k = b % 8) follow
 // the same parity split: thread p owns min lanes k = p, p + 2, p + 4, p + 6.
-template <tensor_format F, class P, int NT>
+template <tensor_format F, class P, int NT, bool Wide>
 __global__ void __launch_bounds__(P::threads)
-    matvec_q8act_kernel(const std::byte* __restrict__ w, std::uint64_t row_stride, int rows, int cols,
-                        const std::int8_t* __restrict__ xq, const float* __restrict__ dx,
+    matvec_qact_kernel(const std::byte* __restrict__ w, std::uint64_t row_stride, int rows, int cols,
+                        const std::int8_t* __restrict__ xq, const std::int8_t* __restrict__ xq2, const float* __restrict__ dx,
                         const std::int32_t* __restrict__ xsum, int T, float* __restrict__ y) {
   constexpr int LPT = P::lanes_per_thread, TPO = P::threads_per_row, U = P::unroll;
   constexpr bool has_min = F == tensor_format::q4_k;
@@ -186,10 +201,19 @@ __global__ void __launch_bounds__(P::threads)
         const std::int8_t* xr = xq + t * cols + 32 * b;
         const uint4 xa = ldg16(xr), xb = ldg16(xr + 16);
         const int xw[8] = {int(xa.x), int(xa.y), int(xa.z), int(xa.w), int(xb.x), int(xb.y), int(xb.z), int(xb.w)};
+        int xw2[8] = {};
+        if constexpr (Wide) {
+          const std::int8_t* xr2 = xq2 + t * cols + 32 * b;
+          const uint4 ya = ldg16(xr2), yb = ldg16(xr2 + 16);
+          const int y[8] = {int(ya.x), int(ya.y), int(ya.z), int(ya.w), int(yb.x), int(yb.y), int(yb.z), int(yb.w)};
+#pragma unroll
+          for (int j = 0; j < 8; ++j) xw2[j] = y[j];
+        }
         const float d = __ldg(dx + t * nb + b);
 #pragma unroll
         for (int j = 0; j < 8; ++j) {
-          const int s = __dp4a(blk[u].q[j], xw[j], 0);
+          const int s = Wide ? 128 * __dp4a(blk[u].q[j], xw[j], 0) + __dp4a(blk[u].q[j], xw2[j], 0)
+                             : __dp4a(blk[u].q[j], xw[j], 0);
           lane[n][lane_base + j] = fmaf(float(s) * d, j < 4 ? blk[u].ws_lo : blk[u].ws_hi, lane[n][lane_base + j]);
         }
         if constexpr (has_min) {
@@ -226,13 +250,14 @@ __global__ void __launch_bounds__(P::threads)
   }
 }
 
-// One warp per 32-value block: math::quantize_act_block, bit for bit (max is order-free, the scale
-// is one IEEE division, rintf rounds half to even like cvtps2dq).
-// A template (with nothing to vary) so that the header-only kernel has vague linkage: every
-// translation unit may instantiate it without multiple-definition errors at link time.
-template <int = 0>
+// One warp per 32-value block: math::quantize_act_block (Wide: quantize_act_block15), bit for bit
+// (max is order-free, the scale is one IEEE division, rintf rounds half to even like cvtps2dq).
+// A template, so that the header-only kernel has vague linkage: every translation unit may
+// instantiate it without multiple-definition errors at link time.
+template <bool Wide>
 __global__ void quantize_act_kernel(const float* __restrict__ x, int T, int cols, std::int8_t* __restrict__ q,
-                                    float* __restrict__ dx, std::int32_t* __restrict__ xs) {
+                                    std::int8_t* __restrict__ q2, float* __restrict__ dx, std::int32_t* __restrict__ xs) {
+  constexpr float qmax = Wide ? math::act_qmax15 : math::act_qmax8;
   const int nb = cols / 32;
   const std::int64_t blk = std::int64_t(blockIdx.x) * (blockDim.x / warp_size) + threadIdx.x / warp_size;
   if (blk >= std::int64_t(T) * nb) return;
@@ -240,12 +265,18 @@ __global__ void quantize_act_kernel(const float* __restrict__ x, int T, int cols
   const std::int64_t t = blk / nb, b = blk % nb;
   const float v = x[t * cols + 32 * b + i];
   const float amax = warp_max(fabsf(v));
-  const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
+  const float id = amax > 0.0f ? qmax / amax : 0.0f;
   const int qi = int(rintf(v * id));
-  q[t * cols + 32 * b + i] = std::int8_t(qi);
+  if constexpr (Wide) {
+    const int hi = (qi + 64) >> 7;  // arithmetic shift: floor, as math::quantize_act_block15
+    q[t * cols + 32 * b + i] = std::int8_t(hi);
+    q2[t * cols + 32 * b + i] = std::int8_t(qi - hi * 128);
+  } else {
+    q[t * cols + 32 * b + i] = std::int8_t(qi);
+  }
   const int sum = warp_sum_int(qi);
   if (i == 0) {
-    dx[blk] = amax / 127.0f;
+    dx[blk] = amax / qmax;
     xs[blk] = sum;
   }
 }
@@ -284,23 +315,28 @@ struct matvec_exact_launch {
 };
 
 template <class P>
-struct matvec_q8act_launch {
+struct matvec_qact_launch {
   template <tensor_format F>
   struct fn {
-    static status run(const weight_view& w, const act_q8_view& a, int T, float* y, cudaStream_t s) {
+    template <bool Wide>
+    static void launch(const weight_view& w, const act_quant_view& a, int T, float* y, cudaStream_t s) {
+      const dim3 block(P::threads);
+      if (T == 1) {
+        const dim3 grid(unsigned(ceil_div64(w.rows, P::rows_per_block)), 1);
+        matvec_qact_kernel<F, P, 1, Wide>
+            <<<grid, block, 0, s>>>(w.data, w.row_stride(), int(w.rows), int(w.cols), a.q, a.q2, a.dx, a.xs, T, y);
+      } else {
+        const dim3 grid(unsigned(ceil_div64(w.rows, P::rows_per_block)), unsigned(ceil_div(T, matvec_token_tile)));
+        matvec_qact_kernel<F, P, matvec_token_tile, Wide>
+            <<<grid, block, 0, s>>>(w.data, w.row_stride(), int(w.rows), int(w.cols), a.q, a.q2, a.dx, a.xs, T, y);
+      }
+    }
+    static status run(const weight_view& w, const act_quant_view& a, int T, float* y, cudaStream_t s) {
       if constexpr (!is_block_quantized(F)) {
         return status::unsupported;
       } else {
-        const dim3 block(P::threads);
-        if (T == 1) {
-          const dim3 grid(unsigned(ceil_div64(w.rows, P::rows_per_block)), 1);
-          matvec_q8act_kernel<F, P, 1>
-              <<<grid, block, 0, s>>>(w.data, w.row_stride(), int(w.rows), int(w.cols), a.q, a.dx, a.xs, T, y);
-        } else {
-          const dim3 grid(unsigned(ceil_div64(w.rows, P::rows_per_block)), unsigned(ceil_div(T, matvec_token_tile)));
-          matvec_q8act_kernel<F, P, matvec_token_tile>
-              <<<grid, block, 0, s>>>(w.data, w.row_stride(), int(w.rows), int(w.cols), a.q, a.dx, a.xs, T, y);
-        }
+        if (a.q2 != nullptr) launch<true>(w, a, T, y, s);
+        else launch<false>(w, a, T, y, s);
         return launch_status();
       }
     }
@@ -323,22 +359,28 @@ status launch_matvec_exact(const weight_view& w, const float* x, int T, float* y
   return detail::dispatch_format<detail::matvec_exact_launch<Policy>::template fn>(w.format, w, x, T, y, stream);
 }
 
-// x: [T][cols] f32 -> act (act_q8_bytes(T, cols) bytes carved by carve_act_q8). cols % 32 == 0.
-inline status launch_quantize_activations(const float* x, int T, int cols, const act_q8_view& act,
+// x: [T][cols] f32 -> act (act_quant_bytes(T, cols, digits) bytes carved by carve_act_quant; 15-bit
+// when act.q2 is set, 8-bit otherwise). cols % 32 == 0.
+inline status launch_quantize_activations(const float* x, int T, int cols, const act_quant_view& act,
                                           cudaStream_t stream) noexcept {
-  if (x == nullptr || T <= 0 || cols <= 0 || cols % 32 != 0) return status::invalid_argument;
+  if (x == nullptr || act.q == nullptr || T <= 0 || cols <= 0 || cols % 32 != 0) return status::invalid_argument;
   constexpr int warps = 8;
   const std::int64_t blocks = std::int64_t(T) * (cols / 32);
-  detail::quantize_act_kernel<><<<unsigned(detail::ceil_div64(blocks, warps)), warps * warp_size, 0, stream>>>(
-      x, T, cols, act.q, act.dx, act.xs);
+  const unsigned grid = unsigned(detail::ceil_div64(blocks, warps));
+  if (act.q2 != nullptr)
+    detail::quantize_act_kernel<true><<<grid, warps * warp_size, 0, stream>>>(x, T, cols, act.q, act.q2, act.dx, act.xs);
+  else
+    detail::quantize_act_kernel<false><<<grid, warps * warp_size, 0, stream>>>(x, T, cols, act.q, nullptr, act.dx, act.xs);
   return detail::launch_status();
 }
 
-// Quantized weights x int8 activations (already quantized by launch_quantize_activations).
+// Quantized weights x quantized activations (already quantized by launch_quantize_activations;
+// 15-bit when act.q2 is set).
 template <class Policy = matvec_default_policy>
-status launch_matvec_q8act(const weight_view& w, const act_q8_view& act, int T, float* y, cudaStream_t stream) noexcept {
-  if (!detail::valid_matmul_shape(w, T) || !is_block_quantized(w.format) || y == nullptr) return status::invalid_argument;
-  return detail::dispatch_format<detail::matvec_q8act_launch<Policy>::template fn>(w.format, w, act, T, y, stream);
+status launch_matvec_qact(const weight_view& w, const act_quant_view& act, int T, float* y, cudaStream_t stream) noexcept {
+  if (!detail::valid_matmul_shape(w, T) || !is_block_quantized(w.format) || y == nullptr || act.q == nullptr)
+    return status::invalid_argument;
+  return detail::dispatch_format<detail::matvec_qact_launch<Policy>::template fn>(w.format, w, act, T, y, stream);
 }
 
 }  // namespace gemmaforge::cuda

@@ -3,11 +3,11 @@
 // the layout (plan/arena_layout.hpp) wherever it runs, and cuda_executor carves them by name.
 //   cuda_step_meta       the step description (tokens, positions, row -> sequence, logit rows,
 //                        sequences, block lists) on the device; cuda_meta_pinned is its host twin
-//   cuda_act_q8          int8 activations of the widest input (matvec.cuh)
+//   cuda_act_quant       int8/int16 activations of the widest input (matvec.cuh); only with
+//                        block-quantized weights
 //   cuda_stage_*         a chunk's keys/values (and scales) in the cache's codec before append
 //   cuda_attn_partials   split-K decode partials: [seqs][heads][splits][head_dim + 2]
 //   cuda_cublaslt_*      cuBLASLt's workspace and its bf16 staging (only with prefill_gemm::cublaslt)
-//   cuda_sample_*        device sampling: weights, parameters, ids, histories
 //   cuda_logits_host     pinned logits rows copied back each step
 #include <algorithm>
 #include <cstddef>
@@ -62,11 +62,15 @@ struct meta_layout {
 
 }  // namespace detail
 
-// int8 activations: T x cols int8 + per-32 scales and sums (matvec.cuh carves it).
-constexpr std::size_t act_q8_bytes(int T, int cols) {
+// Quantized activations (matvec.cuh carves them): `digits` int8 planes of T x cols, then per-32
+// scales and quant sums. digits = 1: int8 activations (math::quantize_act_block); 2: 15-bit
+// activations as two int8 digits (math::quantize_act_block15); 0: the model has no block-quantized
+// weights, so nothing is quantized and there is no region.
+constexpr std::size_t act_quant_bytes(int T, int cols, int digits) {
+  if (digits <= 0) return 0;
   const std::size_t nb = std::size_t(T) * std::size_t(cols / 32);
   auto up = [](std::size_t n) { return (n + 255) / 256 * 256; };
-  return up(std::size_t(T) * std::size_t(cols)) + up(nb * 4) + up(nb * 4);
+  return up(std::size_t(T) * std::size_t(cols)) * std::size_t(digits) + up(nb * 4) + up(nb * 4);
 }
 
 inline constexpr std::size_t cublaslt_workspace_bytes = 32u << 20;  // NVIDIA's recommendation for Hopper
@@ -75,12 +79,12 @@ constexpr std::size_t cublaslt_scratch_bytes(int T, int cols) {
   return (std::size_t(T) * std::size_t(cols) * 2 + 255) / 256 * 256 + cublaslt_panel_bytes;
 }
 
-inline constexpr std::size_t sampling_params_bytes = 56;  // one device_sampling_params (static_assert in executor.cuh)
 
 // The executor options that change its scratch.
 struct scratch_options {
   bool cublaslt = false;               // prefill_gemm::cublaslt
   std::int32_t attn_split_tokens = 0;  // 0 = attention_split_tokens(max_seq_len)
+  std::int32_t act_digits = 0;         // act_quant_bytes: 0 (no quantized weights), 1 (int8), 2 (int16)
 };
 
 }  // namespace gemmaforge::cuda
