@@ -3,6 +3,8 @@
 
 #include <array>
 #include <cstdint>
+#include <string>
+#include <string_view>
 
 namespace gemmaforge::serve {
 
@@ -88,14 +90,13 @@ constexpr std::string_view page_style = element_text(page_html, "<style>", "</st
 static_assert(!page_script.empty() && !page_style.empty(),
               "chat_page.html must hold exactly one <script> and one <style> element (the CSP hashes them)");
 
-}  // namespace
-
-std::string_view chat_page_html() { return page_html; }
-
+// "sha256-<base64>": the form a CSP source list takes.
 std::string csp_sha256(std::string_view s) {
   const auto d = sha256(s);
   return "sha256-" + base64(d.data(), d.size());
 }
+
+}  // namespace
 
 http_response chat_page_response() {
   // default-src 'none': no frames, fonts, workers or objects; connect-src 'self': fetch() reaches
