@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include <gemmaforge/core/type_list.hpp>
 #include <gemmaforge/io/weight_binding.hpp>
@@ -83,6 +84,32 @@ class concrete_engine final : public program_engine {
   basic_engine<Model, Executor, KvElem> engine_;
 };
 
+// What this build of the programs instantiates: the descriptors of GEMMAFORGE_PROGRAM_MODELS and
+// the CPU KV types of GEMMAFORGE_PROGRAM_KV (CMake cache lists; empty = all). Every engine is one
+// instantiation per (descriptor, KV type): 54 of them make most of the programs' compile, and
+// scripts/demo, which needs one (gemma-3-270m, bf16), builds only that one.
+#ifndef GF_PROGRAM_MODELS
+#define GF_PROGRAM_MODELS ""
+#endif
+#ifndef GF_PROGRAM_KV
+#define GF_PROGRAM_KV ""
+#endif
+// `name` is in `list` (names separated by commas), or the list is empty.
+constexpr bool listed(std::string_view list, std::string_view name) {
+  if (list.empty()) return true;
+  while (!list.empty()) {
+    const auto end = list.find(',');
+    if (list.substr(0, end) == name) return true;
+    if (end == std::string_view::npos) break;
+    list.remove_prefix(end + 1);
+  }
+  return false;
+}
+static_assert(listed("", "a") && listed("a,bc", "bc") && !listed("a,bc", "b") && !listed("ab", "a"));
+template <class M>
+inline constexpr bool program_builds_model = M::runnable && listed(GF_PROGRAM_MODELS, M::name);
+constexpr bool program_builds_kv(dtype t) { return listed(GF_PROGRAM_KV, to_string(t)); }
+
 // Ids that always stop a generation: eos and <end_of_turn> (when the vocabulary has it).
 inline std::vector<std::int32_t> default_stop_ids(const tokenizer* tok) {
   std::vector<std::int32_t> ids;
@@ -106,7 +133,7 @@ std::unique_ptr<program_engine> make_engine_from(std::shared_ptr<const model_fil
   const auto t0 = st.t0;
   for_each_type(List{}, [&](auto tag) {
     using M = typename decltype(tag)::type;
-    if constexpr (M::runnable) {
+    if constexpr (program_builds_model<M>) {
       if (out || M::name != name) return;
       auto stops = default_stop_ids(tok.get());
       const bool gpu = st.device.kind == device_kind::cuda;
@@ -120,16 +147,22 @@ std::unique_ptr<program_engine> make_engine_from(std::shared_ptr<const model_fil
       bool matched = false;
       auto start = [&](auto kv_tag) {
         using Kv = typename decltype(kv_tag)::type;
-        if (matched || dtype_of<Kv>::value != o.limits.kv) return;
-        matched = true;
-        auto exec = MakeExecutor<M>::template make<Kv>(o, cfg, bound.weights());
-        out = std::make_unique<concrete_engine<M, decltype(exec), Kv>>(std::move(bound), tok, cfg, std::move(stops),
-                                                                        std::move(exec), t0, line);
+        if constexpr (program_builds_kv(dtype_of<Kv>::value)) {
+          if (matched || dtype_of<Kv>::value != o.limits.kv) return;
+          matched = true;
+          auto exec = MakeExecutor<M>::template make<Kv>(o, cfg, bound.weights());
+          out = std::make_unique<concrete_engine<M, decltype(exec), Kv>>(std::move(bound), tok, cfg, std::move(stops),
+                                                                          std::move(exec), t0, line);
+        }
       };
       for_each_type(KvTypes{}, start);
       if (!matched)
         throw error(errc::invalid_argument, "KV type " + std::string(to_string(o.limits.kv)) + " is not built into the programs for the " +
-                                                o.backend + " backend");
+                                                o.backend + " backend" +
+                                                (std::string_view(GF_PROGRAM_KV).empty()
+                                                     ? std::string()
+                                                     : std::string(" (this build has GEMMAFORGE_PROGRAM_KV=") + GF_PROGRAM_KV +
+                                                           "; the full build, cmake -S . -B build, has every type)"));
     }
   });
   return out;

@@ -124,10 +124,27 @@ std::unique_ptr<program_engine> open_engine(const engine_options& opts) {
 #endif
   {
     st.device = detail::host_device_info();
-    for (detail::factory_fn make : {detail::make_gemma1_engine, detail::make_gemma2_engine, detail::make_gemma3_engine,
-                                    detail::make_tiny_engine})
+    // The families this build compiles (GEMMAFORGE_PROGRAM_MODELS may leave some out).
+    constexpr detail::factory_fn factories[] = {
+#if defined(GF_PROGRAMS_HAVE_GEMMA1)
+        detail::make_gemma1_engine,
+#endif
+#if defined(GF_PROGRAMS_HAVE_GEMMA2)
+        detail::make_gemma2_engine,
+#endif
+#if defined(GF_PROGRAMS_HAVE_GEMMA3)
+        detail::make_gemma3_engine,
+#endif
+#if defined(GF_PROGRAMS_HAVE_TINY)
+        detail::make_tiny_engine,
+#endif
+    };
+    for (detail::factory_fn make : factories)
       if (auto e = make(file, name, tok, opts, st)) return e;
   }
+  if (!std::string_view(GF_PROGRAM_MODELS).empty() && !detail::listed(GF_PROGRAM_MODELS, name))
+    throw error(errc::invalid_argument, file->path() + ": " + std::string(name) + " is not built into this build of the programs (GEMMAFORGE_PROGRAM_MODELS=" +
+                                            GF_PROGRAM_MODELS + ", as scripts/demo configures it): the full build (cmake -S . -B build) runs every model");
   throw error(errc::invalid_argument, file->path() + ": " + std::string(name) + " cannot be run (planning-only descriptor)");
 }
 

@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "chat_page.hpp"
 #include "openai_response.hpp"
 #include "sse_stream.hpp"
 
@@ -489,6 +490,7 @@ std::optional<http_response> openai_server::route(const http_request& req, acces
       if (draining()) throw api_error(503, "server_error", "the server is shutting down: request refused", {}, "shutting_down");
       return std::nullopt;  // read the body
     }
+    if (get && p == "/") return chat_page_response();  // open like /health: the page asks for the key
     if (get && p == "/health") return handle_health();
     if (get && p == "/livez") {
       http_response res;

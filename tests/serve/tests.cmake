@@ -57,3 +57,6 @@ gf_serve_test(nginx_failover client_nginx_failover.py --max-batch 4)
 add_test(NAME serve.deploy_yaml
   COMMAND ${Python3_EXECUTABLE} "${GF_SERVE_TEST_DIR}/check_deploy_yaml.py" "${PROJECT_SOURCE_DIR}/docs/deploy/gemmaforge.yaml")
 set_tests_properties(serve.deploy_yaml PROPERTIES LABELS "cpu;serve" TIMEOUT 60 SKIP_RETURN_CODE 77)
+# Issue 17: the built-in chat page (GET /) in headless Chromium (skips only where no Chromium is
+# installed: ./scripts/setup --browser, which scripts/test runs, installs Debian's chromium).
+gf_serve_test(chat_page client_chat_page.py --api-key chat-page-key --max-batch 2)
