@@ -57,3 +57,6 @@ gf_serve_test(nginx_failover client_nginx_failover.py --max-batch 4)
 add_test(NAME serve.deploy_yaml
   COMMAND ${Python3_EXECUTABLE} "${GF_SERVE_TEST_DIR}/check_deploy_yaml.py" "${PROJECT_SOURCE_DIR}/docs/deploy/gemmaforge.yaml")
 set_tests_properties(serve.deploy_yaml PROPERTIES LABELS "cpu;serve" TIMEOUT 60 SKIP_RETURN_CODE 77)
+# Issue 17: n / best_of, logprobs (both endpoints, streamed), echo, logit_bias, /tokenize and
+# /detokenize, the n x prompt > pool refusal, seeded choices alone and beside 8 streams.
+gf_serve_test(api_params client_api_params.py --ctx-size 512 --max-batch 8 --kv-blocks 96)
