@@ -104,7 +104,7 @@ def run(ctx):
 
     # The official client maps them to its exception types.
     client = ctx.client()
-    for kw, exc in [(dict(n=2), openai.BadRequestError), (dict(model="nope"), openai.NotFoundError),
+    for kw, exc in [(dict(n=99), openai.BadRequestError), (dict(model="nope"), openai.NotFoundError),
                     (dict(max_tokens=10 ** 6), openai.BadRequestError)]:
         args = dict(model="gemma-3-270m", messages=USER, max_tokens=4)
         args.update(kw)
