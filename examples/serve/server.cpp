@@ -445,8 +445,8 @@ void openai_server::handle_generate(api_kind kind, const std::shared_ptr<exchang
       so.tok = eng.has_tokenizer() ? &eng.tok() : nullptr;
       so.echo = echo;
       so.echo_logprobs = prompt_log.get();
-      // The prompt's logprobs are complete before the first token: the stream's first pull may
-      // come earlier, so echo's logprobs wait in the stream until then (prompt_log kept alive).
+      // The stream sends echo's prompt (and its logprobs, complete once the first token exists)
+      // with each choice's first tokens; the pull function below keeps prompt_log alive.
       auto stream = std::make_shared<sse_stream>(meta, std::move(choices), std::move(so), std::move(on_end));
       x->on_client_gone([stream] { stream->client_gone(); });
       http_response head;
