@@ -71,6 +71,7 @@ class concrete_engine final : public program_engine {
   ~concrete_engine() override { engine_.shutdown(); }
 
   request_handle submit(generation_request r) override { return engine_.submit(std::move(r)); }
+  std::vector<request_handle> submit_group(std::vector<generation_request> rs) override { return engine_.submit_group(std::move(rs)); }
   request_handle generate(generation_request r) override { return engine_.generate(std::move(r)); }
   void step() override { engine_.step(); }
   void run_until_idle() override { engine_.run_until_idle(); }

@@ -21,8 +21,8 @@ const tokenizer& program_engine::tok() const {
   return *tok_;
 }
 
-std::vector<std::int32_t> program_engine::encode(std::string_view text, bool add_bos) const {
-  const auto ids = tok().encode(text, {.add_bos = add_bos});
+std::vector<std::int32_t> program_engine::encode(std::string_view text, bool add_bos, std::size_t max_tokens) const {
+  const auto ids = tok().encode(text, {.add_bos = add_bos, .max_tokens = max_tokens});
   return {ids.begin(), ids.end()};
 }
 

@@ -65,11 +65,14 @@ class program_engine {
   // Ids that always end a generation: eos and <end_of_turn> (when the vocabulary has it).
   const std::vector<std::int32_t>& stop_ids() const { return stop_ids_; }
 
-  std::vector<std::int32_t> encode(std::string_view text, bool add_bos) const;
+  // max_tokens > 0: stop past max_tokens ids (encode_options::max_tokens), for bounded work on long input.
+  std::vector<std::int32_t> encode(std::string_view text, bool add_bos, std::size_t max_tokens = 0) const;
   std::vector<std::int32_t> chat_prompt(std::span<const chat_message> messages, const chat_options& o = {}) const;
   std::string decode(std::span<const std::int32_t> ids) const;
 
   virtual request_handle submit(generation_request r) = 0;
+  // n sequences over one prompt (OpenAI's n / best_of): basic_engine::submit_group.
+  virtual std::vector<request_handle> submit_group(std::vector<generation_request> rs) = 0;
   virtual request_handle generate(generation_request r) = 0;  // blocking
   virtual void step() = 0;
   virtual void run_until_idle() = 0;

@@ -5,7 +5,7 @@
 namespace gemmaforge::serve {
 
 std::string_view endpoint_label(std::string_view path) {
-  for (std::string_view known : {"/v1/chat/completions", "/v1/completions", "/v1/models", "/health", "/livez", "/metrics"})
+  for (std::string_view known : {"/v1/chat/completions", "/v1/completions", "/v1/models", "/tokenize", "/detokenize", "/health", "/livez", "/metrics"})
     if (path == known) return known;
   return "other";
 }

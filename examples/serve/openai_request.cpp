@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include <gemmaforge/io/utf8.hpp>
+#include <gemmaforge/runtime/logprobs.hpp>
 
 namespace gemmaforge::serve {
 
@@ -184,16 +185,7 @@ void parse_messages(const fields& f, openai_request& r) {
 }
 
 void reject_unsupported(const fields& f) {
-  if (const auto n = f.integer("n"); n && *n != 1)
-    throw invalid_request("n = " + std::to_string(*n) + " is not supported: this server returns exactly one choice (n must be 1)", "n");
-  if (const auto b = f.integer("best_of"); b && *b != 1)
-    throw invalid_request("best_of = " + std::to_string(*b) + " is not supported (best_of must be 1)", "best_of");
-  if (const json* lp = f.get("logprobs"); lp && !(lp->is_boolean() && !lp->get<bool>()))
-    throw invalid_request("logprobs are not supported by this server", "logprobs");
-  if (f.boolean("echo").value_or(false)) throw invalid_request("echo is not supported by this server", "echo");
   if (const auto s = f.string("suffix"); s && !s->empty()) throw invalid_request("suffix is not supported by this server", "suffix");
-  if (const json* lb = f.get("logit_bias"); lb && !(lb->is_object() && lb->empty()))
-    throw invalid_request("logit_bias is not supported by this server", "logit_bias");
   for (const char* name : {"tools", "functions"})
     if (const json* t = f.get(name); t && !(t->is_array() && t->empty()))
       throw invalid_request(std::string(name) + " are not supported by this server (no function calling)", name);
@@ -261,6 +253,81 @@ void parse_stop(const fields& f, openai_request& r) {
     if (s.empty()) throw invalid_request("stop strings must not be empty", "stop");
 }
 
+// n and best_of. best_of is the legacy completions' parameter (chat has only n); with streaming
+// best_of must equal n, since the choices are picked only once all are done (OpenAI's rule).
+void parse_choices(const fields& f, openai_request& r) {
+  if (const auto n = f.integer("n")) {
+    if (*n < 1 || *n > max_choices)
+      throw invalid_request("n must be in [1, " + std::to_string(max_choices) + "], got " + std::to_string(*n), "n");
+    r.n = std::int32_t(*n);
+  }
+  r.best_of = r.n;
+  if (const auto b = f.integer("best_of")) {
+    if (r.kind == api_kind::chat) throw invalid_request("best_of is a parameter of /v1/completions only; use n for chat", "best_of");
+    if (*b < r.n || *b > max_choices)
+      throw invalid_request("best_of must be in [n, " + std::to_string(max_choices) + "] (n = " + std::to_string(r.n) + "), got " +
+                                std::to_string(*b),
+                            "best_of");
+    r.best_of = std::int32_t(*b);
+  }
+  if (r.stream && r.best_of > r.n)
+    throw invalid_request("best_of > n cannot be streamed: the best choices are known only at the end", "best_of");
+}
+
+// Completions: logprobs is an integer k in [0, 5] (k alternatives per token), echo a boolean.
+// Chat: logprobs is a boolean, top_logprobs an integer in [0, 20] that needs logprobs true.
+void parse_logprobs(const fields& f, openai_request& r) {
+  if (r.kind == api_kind::completion) {
+    if (const json* lp = f.get("logprobs")) {
+      if (lp->is_boolean()) {  // some clients send false for "off"
+        if (lp->get<bool>()) throw invalid_request("'logprobs' of /v1/completions is an integer in [0, 5], not true", "logprobs");
+      } else {
+        const auto k = f.integer("logprobs");
+        if (*k < 0 || *k > max_completion_logprobs)
+          throw invalid_request("logprobs must be in [0, " + std::to_string(max_completion_logprobs) + "], got " + std::to_string(*k),
+                                "logprobs");
+        r.logprobs = std::int32_t(*k);
+      }
+    }
+    r.echo = f.boolean("echo").value_or(false);
+    if (f.get("top_logprobs")) throw invalid_request("top_logprobs is a parameter of /v1/chat/completions; use logprobs: k", "top_logprobs");
+    return;
+  }
+  if (f.get("echo") && f.boolean("echo").value_or(false)) throw invalid_request("echo is a parameter of /v1/completions only", "echo");
+  const bool on = f.boolean("logprobs").value_or(false);
+  const auto top = f.integer("top_logprobs");
+  if (top && (*top < 0 || *top > max_top_logprobs))
+    throw invalid_request("top_logprobs must be in [0, " + std::to_string(max_top_logprobs) + "], got " + std::to_string(*top),
+                          "top_logprobs");
+  if (top && !on) throw invalid_request("top_logprobs needs logprobs: true", "top_logprobs");
+  if (on) r.logprobs = top ? std::int32_t(*top) : 0;
+}
+
+// logit_bias: {"<token id>": bias}, the bias in [-100, 100] (-100 bans the token). Ids are
+// checked against the vocabulary by the server (the model's), everything else here.
+void parse_logit_bias(const fields& f, openai_request& r) {
+  const json* lb = f.get("logit_bias");
+  if (!lb) return;
+  if (!lb->is_object()) wrong_type("logit_bias", "an object mapping token ids to biases", *lb);
+  if (lb->size() > max_logit_bias_entries)
+    throw invalid_request("logit_bias has " + std::to_string(lb->size()) + " entries; at most " +
+                              std::to_string(max_logit_bias_entries) + " are supported",
+                          "logit_bias");
+  for (const auto& [key, value] : lb->items()) {
+    std::int64_t id = -1;
+    bool ok = !key.empty() && key.size() <= 10;
+    for (char c : key) ok = ok && c >= '0' && c <= '9';
+    if (ok) id = std::stoll(key);
+    if (!ok || id > std::numeric_limits<std::int32_t>::max())
+      throw invalid_request("'logit_bias' key " + quote_for_message(key) + " is not a token id (a non-negative integer)", "logit_bias");
+    const std::string where = "logit_bias for token " + std::to_string(id);
+    if (!value.is_number()) throw invalid_request(where + " must be a number, got " + type_name(value), "logit_bias");
+    const double b = value.get<double>();
+    if (!(b >= -100.0 && b <= 100.0)) throw invalid_request(where + " is " + value.dump() + ": a bias must be in [-100, 100]", "logit_bias");
+    r.sampling.logit_bias.push_back(logit_bias_entry{std::int32_t(id), float(b)});
+  }
+}
+
 }  // namespace
 
 openai_request parse_openai_request(api_kind kind, std::string_view body) {
@@ -315,6 +382,9 @@ openai_request parse_openai_request(api_kind kind, std::string_view body) {
       r.include_usage = iu->get<bool>();
     }
   }
+  parse_choices(f, r);
+  parse_logprobs(f, r);
+  parse_logit_bias(f, r);
   return r;
 }
 

@@ -36,15 +36,27 @@ struct openai_request {
   bool ignore_eos = false;                  // vLLM's extension: run to max_tokens (benchmarks)
   bool stream = false;
   bool include_usage = false;               // stream_options.include_usage
+
+  // Choices (parse_choices): n returned, best_of generated (completions; best_of >= n, the n
+  // with the highest cumulative log-probability are returned). best_of == n when not given.
+  std::int32_t n = 1;
+  std::int32_t best_of = 1;
+  // Log-probabilities (parse_logprobs): -1 none; else each token's and this many alternatives
+  // (completions: logprobs k <= 5; chat: logprobs true + top_logprobs k <= 20).
+  std::int32_t logprobs = -1;
+  bool echo = false;                        // completions: the prompt precedes each choice's text
+  // logit_bias (parse_logit_bias) goes to sampling.logit_bias.
 };
 
 // Limits that are not the model's: kept small so a request cannot make the server do unbounded
 // work before it reaches the engine.
 inline constexpr std::size_t max_stop_strings = 16;
 inline constexpr std::size_t max_json_depth = 64;  // nested arrays/objects in a request body
+inline constexpr std::int32_t max_choices = 16;     // n and best_of (each choice is a sequence of the batch)
+inline constexpr std::int32_t max_completion_logprobs = 5;  // legacy completions' logprobs, as OpenAI
 
 // Throws api_error (400) for malformed JSON, invalid UTF-8, wrong types, missing fields, values
-// out of range (sampling_params::validate), unsupported options (n > 1, logprobs, tools, ...).
+// out of range (sampling_params::validate), unsupported options (suffix, tools, ...).
 openai_request parse_openai_request(api_kind kind, std::string_view body);
 
 }  // namespace gemmaforge::serve

@@ -59,25 +59,41 @@ response_meta make_meta(api_kind kind, std::string model) {
 }
 
 std::string completion_body(const response_meta& m, std::string_view text, std::string_view finish_reason, const usage_counts& u) {
+  std::vector<choice_out> one(1);
+  one[0].text = std::string(text);
+  one[0].finish_reason = std::string(finish_reason);
+  return completion_body(m, one, u);
+}
+
+std::string completion_body(const response_meta& m, const std::vector<choice_out>& choices, const usage_counts& u) {
   const bool chat = m.kind == api_kind::chat;
   ojson j = head(m, chat ? "chat.completion" : "text_completion");
-  ojson choice;
-  choice["index"] = 0;
-  if (chat) choice["message"] = ojson{{"role", "assistant"}, {"content", std::string(text)}};
-  else choice["text"] = std::string(text);
-  choice["logprobs"] = nullptr;
-  choice["finish_reason"] = finish_value(finish_reason);
-  j["choices"] = ojson::array({std::move(choice)});
+  ojson list = ojson::array();
+  for (const choice_out& c : choices) {
+    ojson choice;
+    choice["index"] = c.index;
+    if (chat) choice["message"] = ojson{{"role", "assistant"}, {"content", c.text}};
+    else choice["text"] = c.text;
+    choice["logprobs"] = c.logprobs;
+    choice["finish_reason"] = finish_value(c.finish_reason);
+    list.push_back(std::move(choice));
+  }
+  j["choices"] = std::move(list);
   j["usage"] = usage_json(u);
   return dump(j);
 }
 
 std::string chunk_body(const response_meta& m, std::string_view text, std::string_view finish_reason, bool role) {
+  return chunk_body(m, 0, text, finish_reason, role, nullptr);
+}
+
+std::string chunk_body(const response_meta& m, std::int32_t index, std::string_view text, std::string_view finish_reason, bool role,
+                       const ojson* logprobs) {
   const bool chat = m.kind == api_kind::chat;
   // Legacy completions stream objects of the same type as the full response.
   ojson j = head(m, chat ? "chat.completion.chunk" : "text_completion");
   ojson choice;
-  choice["index"] = 0;
+  choice["index"] = index;
   if (chat) {
     ojson delta = ojson::object();
     if (role) delta["role"] = "assistant";
@@ -86,7 +102,7 @@ std::string chunk_body(const response_meta& m, std::string_view text, std::strin
   } else {
     choice["text"] = std::string(text);
   }
-  choice["logprobs"] = nullptr;
+  choice["logprobs"] = logprobs ? *logprobs : ojson();
   choice["finish_reason"] = finish_value(finish_reason);
   j["choices"] = ojson::array({std::move(choice)});
   return dump(j);

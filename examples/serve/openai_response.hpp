@@ -9,6 +9,9 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "openai_request.hpp"
 
@@ -28,6 +31,18 @@ struct usage_counts {
 response_meta make_meta(api_kind kind, std::string model);
 
 std::string completion_body(const response_meta& m, std::string_view text, std::string_view finish_reason, const usage_counts& u);
+
+// One choice of a response with n choices (and logprobs, when asked: logprobs_json.hpp).
+struct choice_out {
+  std::int32_t index = 0;
+  std::string text;
+  std::string finish_reason;
+  nlohmann::ordered_json logprobs;  // null unless logprobs were asked
+};
+std::string completion_body(const response_meta& m, const std::vector<choice_out>& choices, const usage_counts& u);
+// A streamed chunk of choice `index` (logprobs: the tokens this chunk covers, or null).
+std::string chunk_body(const response_meta& m, std::int32_t index, std::string_view text, std::string_view finish_reason, bool role,
+                       const nlohmann::ordered_json* logprobs);
 
 // One streamed chunk: text (may be empty), the role opener (chat's first chunk), or the last
 // chunk carrying finish_reason (finish_reason empty = null).

@@ -3,12 +3,16 @@
 
 #include <malloc.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <limits>
 
 #include <nlohmann/json.hpp>
 
 #include "chat_page.hpp"
+#include <gemmaforge/io/utf8.hpp>
+#include <gemmaforge/runtime/logprobs.hpp>
+
 #include "openai_response.hpp"
 #include "sse_stream.hpp"
 
@@ -54,9 +58,9 @@ class openai_server::inflight_guard {
     s_.inflight_.erase(key_);
     s_.inflight_cv_.notify_all();
   }
-  void attach(request_handle h) {
+  void attach(std::vector<request_handle> hs) {
     std::lock_guard lock(s_.inflight_mutex_);
-    s_.inflight_[key_] = std::move(h);
+    s_.inflight_[key_] = std::move(hs);
   }
 
  private:
@@ -190,20 +194,23 @@ std::size_t openai_server::in_flight() const {
 std::size_t openai_server::cancel_all() {
   std::lock_guard lock(inflight_mutex_);
   std::size_t n = 0;
-  for (auto& [key, h] : inflight_)
-    if (h && !h->done()) {
-      h->cancel();
-      ++n;
-    }
+  for (auto& [key, hs] : inflight_)
+    for (auto& h : hs)
+      if (h && !h->done()) {
+        h->cancel();
+        ++n;
+      }
   return n;
 }
 
 std::shared_ptr<openai_server::inflight_guard> openai_server::track(const request_handle& h) {
+  std::vector<request_handle> hs;
+  if (h) hs.push_back(h);
   std::lock_guard lock(inflight_mutex_);
   // Checked under the registry's lock so that no request slips in after the drain saw it empty.
   if (draining_) throw api_error(503, "server_error", "the server is shutting down: request refused", {}, "shutting_down");
   const std::uint64_t key = ++next_inflight_;
-  inflight_[key] = h;
+  inflight_[key] = std::move(hs);
   return std::make_shared<inflight_guard>(*this, key);
 }
 
@@ -232,17 +239,20 @@ generation_request openai_server::build_request(const openai_request& r, program
                                 "prompt");
       g.prompt = r.prompt_ids;
     } else {
-      g.prompt = eng.encode(r.prompt_text, true);
+      // Bounded (issue 20): tokenizing stops past ctx tokens; the check below refuses it.
+      g.prompt = eng.encode(r.prompt_text, true, std::size_t(ctx));
     }
   } else {
     try {
-      g.prompt = eng.chat_prompt(r.messages);
+      chat_options co;
+      co.max_tokens = std::size_t(ctx);  // bounded, as the completion prompt above
+      g.prompt = eng.chat_prompt(r.messages, co);
       // Cache the system prompt: it is the prefix that requests share. Its length in tokens is
       // where the rendering of the system part alone stops agreeing with the full prompt (the
       // tokenizer may merge across the boundary, so the common prefix is what can be reused).
       if (r.messages.size() > 1 && r.messages[0].role == "system") {
         const chat_message sys[2] = {r.messages[0], {"user", ""}};
-        const auto s = eng.chat_prompt(sys);
+        const auto s = eng.chat_prompt(sys, co);
         std::size_t n = 0;
         while (n < s.size() && n < g.prompt.size() && s[n] == g.prompt[n]) ++n;
         g.shared_prefix = std::int32_t(n);
@@ -254,9 +264,11 @@ generation_request openai_server::build_request(const openai_request& r, program
   }
   const std::int64_t p = std::int64_t(g.prompt.size());
   // The context checks, with vLLM's wording and numbers.
+  const bool cut = !r.prompt_is_ids && p > ctx;  // the bounded encoding stopped at ctx + 1 tokens
   if (p >= ctx)
     throw invalid_request("This model's maximum context length is " + std::to_string(ctx) + " tokens. However, your " + what +
-                              " resulted in " + std::to_string(p) + " tokens (at least one token must be left to generate). " +
+                              " resulted in " + (cut ? "more than " + std::to_string(ctx) : std::to_string(p)) +
+                              " tokens (at least one token must be left to generate). " +
                               "Please reduce the length of the " + what + ".",
                           what, "context_length_exceeded");
   std::int64_t m = 0;
@@ -300,6 +312,65 @@ request_handle openai_server::submit(programs::program_engine& eng, generation_r
   }
 }
 
+namespace {
+
+// Choice i's seed: the request's seed for choice 0 (so n = 1 is unchanged), a splitmix64 mix of
+// (seed, i) for the others. A seeded request therefore repeats choice by choice.
+std::uint64_t choice_seed(std::uint64_t seed, std::int32_t i) {
+  if (i == 0) return seed;
+  std::uint64_t z = seed + 0x9E3779B97F4A7C15ull * std::uint64_t(i);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+// Echo + logprobs: the prompt's own log-probabilities, from the prompt logits the engine computes
+// for the first choice (row p predicts token p + 1). A prompt without BOS has nothing predicting
+// its first token: null, as OpenAI's.
+std::function<void(std::int32_t, const float*)> prompt_scorer(std::shared_ptr<logprob_log> log, std::vector<std::int32_t> prompt,
+                                                              std::int32_t vocab) {
+  return [log = std::move(log), prompt = std::move(prompt), vocab](std::int32_t position, const float* logits) {
+    const auto next = std::size_t(position) + 1;
+    if (next >= prompt.size()) return;
+    std::int32_t ids[max_top_logprobs];
+    float lps[max_top_logprobs];
+    log->append(prompt[next], compute_logprobs(logits, vocab, prompt[next], log->k(), ids, lps));
+  };
+}
+
+}  // namespace
+
+std::vector<request_handle> openai_server::submit_choices(programs::program_engine& eng, const openai_request& r,
+                                                          const generation_request& g,
+                                                          const std::function<token_callback(std::int32_t)>& callback_for) {
+  const std::int32_t total = r.best_of;
+  // best_of > n ranks choices by their cumulative logprob: the engine reports it even when the
+  // response shows none.
+  const std::int32_t lp = r.logprobs >= 0 ? r.logprobs : total > r.n ? 0 : -1;
+  std::vector<generation_request> rs;
+  rs.reserve(std::size_t(total));
+  for (std::int32_t i = 0; i < total; ++i) {
+    generation_request gi = g;
+    gi.sampling.seed = choice_seed(g.sampling.seed, i);
+    gi.logprobs = lp;
+    if (i > 0) gi.on_prompt_logits = nullptr;
+    gi.on_token = callback_for(i);
+    rs.push_back(std::move(gi));
+  }
+  if (total == 1) return {submit(eng, std::move(rs.front()))};
+  try {
+    return eng.submit_group(std::move(rs));
+  } catch (const error& e) {
+    if (e.code() == errc::capacity && std::string_view(e.what()).find("queue") == std::string_view::npos)
+      throw invalid_request(e.what(), r.best_of > r.n ? "best_of" : "n", "context_length_exceeded");
+    if (e.code() == errc::capacity)
+      throw api_error(429, "rate_limit_error", std::string(e.what()) + ": the server is at capacity, retry later", {}, "queue_full");
+    if (e.code() == errc::invalid_argument) throw invalid_request(e.what());
+    if (e.code() == errc::shutdown) throw api_error(503, "server_error", "the server is shutting down: request refused", {}, "shutting_down");
+    throw;
+  }
+}
+
 void openai_server::handle_generate(api_kind kind, const std::shared_ptr<exchange>& x) {
   access_record& acc = x->access();
   try {
@@ -307,6 +378,23 @@ void openai_server::handle_generate(api_kind kind, const std::shared_ptr<exchang
     const openai_request r = parse_openai_request(kind, x->request().body);
     check_model(r.model);
     generation_request g = build_request(r, eng);
+    for (const auto& b : r.sampling.logit_bias)
+      if (b.token >= eng.info().vocab)
+        throw invalid_request("logit_bias token id " + std::to_string(b.token) + " is outside the vocabulary (" +
+                                  std::to_string(eng.info().vocab) + " tokens)",
+                              "logit_bias");
+    // Completions' echo: the prompt as sent (text) or as its ids decode.
+    std::string echo;
+    std::shared_ptr<logprob_log> prompt_log;
+    if (r.echo) {
+      echo = r.prompt_is_ids ? eng.decode(r.prompt_ids) : r.prompt_text;
+      if (r.logprobs >= 0) {
+        prompt_log = std::make_shared<logprob_log>(r.logprobs);
+        prompt_log->reserve(g.prompt.size());
+        if (r.prompt_is_ids) prompt_log->append_unscored(g.prompt.front());
+        g.on_prompt_logits = prompt_scorer(prompt_log, g.prompt, eng.info().vocab);
+      }
+    }
     auto guard = track(nullptr);
     const response_meta meta = make_meta(kind, model_id_);
     acc.generation = true;
@@ -314,13 +402,16 @@ void openai_server::handle_generate(api_kind kind, const std::shared_ptr<exchang
     const std::weak_ptr<exchange> wx = x;
 
     if (r.stream) {
-      auto channel = std::make_shared<token_channel>();
-      g.on_token = [channel, wx](const token_event& e) {
-        channel->push(e);
-        if (auto p = wx.lock()) p->notify();
-      };
-      request_handle h = submit(eng, std::move(g));
-      guard->attach(h);
+      std::vector<stream_choice> choices(std::size_t(r.n));
+      for (auto& c : choices) c.channel = std::make_shared<token_channel>(r.logprobs);
+      const auto hs = submit_choices(eng, r, g, [&](std::int32_t i) -> token_callback {
+        return [channel = choices[std::size_t(i)].channel, wx](const token_event& e) {
+          channel->push(e);
+          if (auto p = wx.lock()) p->notify();
+        };
+      });
+      for (std::size_t i = 0; i < hs.size(); ++i) choices[i].handle = hs[i];
+      guard->attach(hs);
       // The stream's end is seen on the transport's I/O thread (pull or client_gone), the one
       // that owns the access record from start_stream on.
       auto on_end = [this, wx](const stream_outcome& o) {
@@ -349,12 +440,20 @@ void openai_server::handle_generate(api_kind kind, const std::shared_ptr<exchang
         metrics_.count_stream_end(o.how == stream_outcome::kind::client_gone);
         trim_pending_ = true;
       };
-      auto stream = std::make_shared<sse_stream>(meta, h, channel, r.include_usage, std::move(on_end));
+      stream_options so;
+      so.include_usage = r.include_usage;
+      so.logprobs = r.logprobs >= 0;
+      so.tok = eng.has_tokenizer() ? &eng.tok() : nullptr;
+      so.echo = echo;
+      so.echo_logprobs = prompt_log.get();
+      // The stream sends echo's prompt (and its logprobs, complete once the first token exists)
+      // with each choice's first tokens; the pull function below keeps prompt_log alive.
+      auto stream = std::make_shared<sse_stream>(meta, std::move(choices), std::move(so), std::move(on_end));
       x->on_client_gone([stream] { stream->client_gone(); });
       http_response head;
       head.content_type = "text/event-stream";
       head.headers = {{"Cache-Control", "no-cache"}, {"X-Accel-Buffering", "no"}};
-      x->start_stream(std::move(head), [stream, guard]() {
+      x->start_stream(std::move(head), [stream, guard, prompt_log]() {
         exchange::chunk c;
         c.data = stream->pull(c.last);
         return c;
@@ -362,35 +461,49 @@ void openai_server::handle_generate(api_kind kind, const std::shared_ptr<exchang
       return;
     }
 
-    // Not streamed: no thread waits. The engine's final event posts the answer to a worker; a
+    // Not streamed: no thread waits. The engine's final events post the answer to a worker; a
     // client that goes away meanwhile cancels the request (its socket is watched, as a stream's).
     // `st` holds the exchange until the answer is given; nothing else the engine keeps does.
     auto st = std::make_shared<pending_answer>();
     st->x = x;
     st->guard = guard;
     st->meta = meta;
-    g.on_token = [this, st](const token_event& e) {
-      if (!e.finished) return;
-      std::unique_lock lock(st->mutex);
-      st->finished = true;
-      if (st->h) {
-        lock.unlock();
-        post_work([this, st] { answer(*st); });
-      }
-    };
-    request_handle h = submit(eng, std::move(g));
-    guard->attach(h);
+    st->n = r.n;
+    st->logprobs = r.logprobs >= 0;
+    st->echo = echo;
+    st->prompt_log = prompt_log;
+    const std::int32_t lp_k = std::max(r.logprobs, 0);
+    for (std::int32_t i = 0; i < r.best_of; ++i) {
+      st->logs.emplace_back(lp_k);
+      if (r.logprobs >= 0 || r.best_of > r.n) st->logs.back().reserve(std::size_t(g.stop.max_tokens) + 1);
+    }
+    const auto total = r.best_of;
+    auto hs = submit_choices(eng, r, g, [this, st, total](std::int32_t i) -> token_callback {
+      return [this, st, total, i](const token_event& e) {
+        if (!e.finished) {
+          if (e.logprobs) st->logs[std::size_t(i)].append(e.token, *e.logprobs);
+          return;
+        }
+        std::unique_lock lock(st->mutex);
+        if (++st->finished == total && st->submitted) {
+          lock.unlock();
+          post_work([this, st] { answer(*st); });
+        }
+      };
+    });
+    guard->attach(hs);
     bool finished_already = false;
     {
       std::lock_guard lock(st->mutex);
-      st->h = h;
-      finished_already = st->finished;
+      st->hs = hs;
+      st->submitted = true;
+      finished_already = st->finished == total;
     }
-    // Both the final event and submit() returning are needed; whichever comes second posts.
+    // Every final event and submit() returning are needed; whichever comes last posts.
     if (finished_already) post_work([this, st] { answer(*st); });
-    x->on_client_gone([w = std::weak_ptr<pending_answer>(st), h] {
+    x->on_client_gone([w = std::weak_ptr<pending_answer>(st), hs] {
       if (auto p = w.lock()) p->client_left = true;
-      h->cancel();
+      for (const auto& h : hs) h->cancel();
     });
   } catch (const api_error& e) {
     trim_pending_ = true;
@@ -403,37 +516,155 @@ void openai_server::handle_generate(api_kind kind, const std::shared_ptr<exchang
 
 void openai_server::answer(pending_answer& st) {
   std::shared_ptr<exchange> x;
-  request_handle h;
+  std::vector<request_handle> hs;
   {
     std::lock_guard lock(st.mutex);
     x = std::move(st.x);
-    h = std::move(st.h);
+    hs = std::move(st.hs);
   }
-  if (!x || !h) return;
-  h->wait();
+  if (!x || hs.empty()) return;
+  for (const auto& h : hs) h->wait();
   access_record& a = x->access();
-  const usage_counts u{h->prompt_tokens(), h->completion_tokens(), h->reused_tokens()};
+  // The prompt once; every generated token counts (best_of's discarded choices too, as OpenAI).
+  usage_counts u{hs.front()->prompt_tokens(), 0, hs.front()->reused_tokens()};
+  for (const auto& h : hs) u.completion += h->completion_tokens();
   a.prompt = u.prompt;
   a.completion = u.completion;
   a.cached = u.cached;
-  a.finish = std::string(to_string(h->reason()));
+  // The worst outcome decides: an error, else a cancellation, else the first choice's reason.
+  const request_handle* bad = nullptr;
+  for (const auto& h : hs)
+    if (h->reason() == finish_reason::error || (h->reason() == finish_reason::cancelled && !bad)) bad = &h;
+  const finish_reason reason = bad ? (*bad)->reason() : hs.front()->reason();
+  a.finish = std::string(to_string(reason));
   trim_pending_ = true;
-  if (h->reason() == finish_reason::cancelled && st.client_left) {
+  if (reason == finish_reason::cancelled && st.client_left) {
     a.finish = "client_gone";
     a.incomplete = true;
     http_response res;
     res.status = 499;  // nginx's "client closed request": never sent, for the log
     x->respond(std::move(res));
-  } else if (h->reason() == finish_reason::error) {
-    x->respond(error_response(a, api_error(500, "server_error", "generation failed: " + h->error_message())));
-  } else if (h->reason() == finish_reason::cancelled) {
+  } else if (reason == finish_reason::error) {
+    x->respond(error_response(a, api_error(500, "server_error", "generation failed: " + (*bad)->error_message())));
+  } else if (reason == finish_reason::cancelled) {
     x->respond(error_response(a, api_error(503, "server_error", "request cancelled: the server is shutting down", {}, "shutting_down")));
   } else {
+    // best_of: the n choices with the highest cumulative logprob, best first (ties: lower index).
+    std::vector<std::size_t> order(hs.size());
+    for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+    if (std::int32_t(hs.size()) > st.n)
+      std::stable_sort(order.begin(), order.end(),
+                       [&](std::size_t i, std::size_t j) { return st.logs[i].cumulative() > st.logs[j].cumulative(); });
+    const auto* eng = engine_.load(std::memory_order_acquire);
+    const tokenizer* tok = eng && eng->has_tokenizer() ? &eng->tok() : nullptr;
+    std::vector<choice_out> choices;
+    for (std::int32_t c = 0; c < st.n; ++c) {
+      const std::size_t i = order[std::size_t(c)];
+      choice_out o;
+      o.index = c;
+      o.text = st.echo + hs[i]->text();
+      o.finish_reason = std::string(to_string(hs[i]->reason()));
+      if (st.logprobs && tok)
+        o.logprobs = st.meta.kind == api_kind::chat
+                         ? chat_logprobs_json(st.logs[i], 0, st.logs[i].size(), *tok)
+                         : completion_logprobs_json(st.prompt_log.get(), st.logs[i], 0, st.logs[i].size(), *tok);
+      choices.push_back(std::move(o));
+    }
     http_response res;
-    res.body = completion_body(st.meta, h->text(), to_string(h->reason()), u);
+    res.body = completion_body(st.meta, choices, u);
     x->respond(std::move(res));
   }
   st.guard.reset();
+}
+
+// llama.cpp server's shapes:
+//   POST /tokenize   {"content": "...", "add_special": false, "with_pieces": false} -> {"tokens": [ids]}
+//                    (with_pieces: [{"id": 123, "piece": "text"}], the piece as a byte array when it
+//                    is not valid UTF-8 on its own)
+//   POST /detokenize {"tokens": [ids]} -> {"content": "..."}
+// Bounded as generation requests are: the body by --max-body-bytes and the JSON depth limit, the
+// tokens by the context (the encoding stops past it: 400 with the numbers).
+void openai_server::handle_tokenize(bool detokenize, const std::shared_ptr<exchange>& x) {
+  access_record& acc = x->access();
+  try {
+    programs::program_engine& eng = engine_or_503();
+    const std::string& body = x->request().body;
+    if (const std::size_t bad = utf8_first_invalid(body); bad != std::string::npos)
+      throw invalid_request("request body is not valid UTF-8 (invalid byte at offset " + std::to_string(bad) + ")", {}, "invalid_utf8");
+    if (body.find('\0') != std::string::npos) throw invalid_request("request body is not valid JSON: a raw NUL byte", {}, "invalid_json");
+    nlohmann::json doc;
+    try {
+      doc = nlohmann::json::parse(body, [](int depth, nlohmann::json::parse_event_t event, nlohmann::json&) {
+        if ((event == nlohmann::json::parse_event_t::object_start || event == nlohmann::json::parse_event_t::array_start) &&
+            depth >= int(max_json_depth))
+          throw invalid_request("request body is nested deeper than " + std::to_string(max_json_depth) + " levels", {}, "invalid_json");
+        return true;
+      });
+    } catch (const nlohmann::json::exception& e) {
+      throw invalid_request(std::string("request body is not valid JSON: ") + e.what(), {}, "invalid_json");
+    }
+    if (!doc.is_object()) throw invalid_request("request body must be a JSON object", {}, "invalid_json");
+    const tokenizer& tok = eng.tok();
+    const std::int32_t vocab = eng.info().vocab;
+    nlohmann::ordered_json out;
+    if (detokenize) {
+      const auto t = doc.find("tokens");
+      if (t == doc.end() || !t->is_array()) throw invalid_request("'tokens' must be an array of token ids", "tokens");
+      std::vector<std::int32_t> ids;
+      ids.reserve(t->size());
+      for (std::size_t i = 0; i < t->size(); ++i) {
+        const auto& v = (*t)[i];
+        if (!v.is_number_integer() || v.get<std::int64_t>() < 0 || v.get<std::int64_t>() >= vocab)
+          throw invalid_request("'tokens[" + std::to_string(i) + "]' is " + v.dump() + ": not a token id of this model (0 to " +
+                                    std::to_string(vocab - 1) + ")",
+                                "tokens");
+        ids.push_back(std::int32_t(v.get<std::int64_t>()));
+      }
+      out["content"] = eng.decode(ids);
+    } else {
+      const auto c = doc.find("content");
+      if (c == doc.end() || !c->is_string()) throw invalid_request("'content' must be a string", "content");
+      auto flag = [&](const char* name) {
+        const auto f = doc.find(name);
+        if (f == doc.end() || f->is_null()) return false;
+        if (!f->is_boolean()) throw invalid_request(std::string("'") + name + "' must be a boolean", name);
+        return f->get<bool>();
+      };
+      const bool add_special = flag("add_special"), with_pieces = flag("with_pieces");
+      const std::string& text = c->get_ref<const std::string&>();
+      const std::int64_t ctx = std::int64_t(eng.config().limits.max_seq_len);
+      const auto ids = eng.encode(text, add_special, std::size_t(ctx));
+      if (std::int64_t(ids.size()) > ctx)
+        throw invalid_request("'content' resulted in more than " + std::to_string(ctx) + " tokens, the context of this server",
+                              "content", "context_length_exceeded");
+      nlohmann::ordered_json list = nlohmann::ordered_json::array();
+      for (const auto id : ids) {
+        if (!with_pieces) {
+          list.push_back(id);
+          continue;
+        }
+        const std::string_view piece = tok.token_bytes(id, false);
+        nlohmann::ordered_json e;
+        e["id"] = id;
+        if (is_valid_utf8(piece)) {
+          e["piece"] = std::string(piece);
+        } else {
+          nlohmann::ordered_json bytes = nlohmann::ordered_json::array();
+          for (char ch : piece) bytes.push_back(int(static_cast<unsigned char>(ch)));
+          e["piece"] = std::move(bytes);
+        }
+        list.push_back(std::move(e));
+      }
+      out["tokens"] = std::move(list);
+    }
+    http_response res;
+    res.body = out.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+    x->respond(std::move(res));
+  } catch (const api_error& e) {
+    x->respond(error_response(acc, e));
+  } catch (const std::exception& e) {
+    x->respond(error_response(acc, api_error(500, "server_error", std::string("internal error: ") + e.what())));
+  }
 }
 
 http_response openai_server::handle_models() const {
@@ -491,6 +722,12 @@ std::optional<http_response> openai_server::route(const http_request& req, acces
       return std::nullopt;  // read the body
     }
     if (get && p == "/") return chat_page_response();  // open like /health: the page asks for the key
+    if (p == "/tokenize" || p == "/detokenize") {
+      if (req.method != "POST") throw api_error(405, "invalid_request_error", "use POST for this endpoint", {}, "method_not_allowed");
+      check_auth(req);
+      engine_or_503();
+      return std::nullopt;  // read the body (bounded by --max-body-bytes, as every body)
+    }
     if (get && p == "/health") return handle_health();
     if (get && p == "/livez") {
       http_response res;
@@ -535,6 +772,12 @@ transport_handlers openai_server::handlers() {
   transport_handlers h;
   h.route = [this](const http_request& req, access_record& a) { return route(req, a); };
   h.handle = [this](std::shared_ptr<exchange> x) {
+    const std::string& path = x->request().path;
+    if (path == "/tokenize" || path == "/detokenize") {
+      const bool de = path == "/detokenize";
+      post_work([this, de, x = std::move(x)] { handle_tokenize(de, x); });
+      return;
+    }
     const api_kind kind = x->request().path == "/v1/chat/completions" ? api_kind::chat : api_kind::completion;
     post_work([this, kind, x = std::move(x)] { handle_generate(kind, x); });
   };

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "http_transport.hpp"
+#include "logprobs_json.hpp"
 #include "metrics.hpp"
 #include "openai_request.hpp"
 #include "openai_response.hpp"
@@ -57,14 +58,23 @@ class openai_server {
 
  private:
   class inflight_guard;
+  // A non-streamed answer: its choices (n, or best_of of which n are returned) and what the token
+  // callbacks collect for them (logprobs: one log per choice, written on the engine thread and
+  // read once every choice is done).
   struct pending_answer {
     std::mutex mutex;
     std::shared_ptr<exchange> x;
-    request_handle h;
+    std::vector<request_handle> hs;
     std::shared_ptr<inflight_guard> guard;
     response_meta meta;
-    bool finished = false;
+    std::int32_t finished = 0;       // choices whose final event came
+    bool submitted = false;          // hs is set
     std::atomic<bool> client_left{false};
+    std::int32_t n = 1;              // choices returned (the best n of hs by cumulative logprob)
+    bool logprobs = false;           // asked for (else logs only rank best_of)
+    std::vector<logprob_log> logs;   // per choice
+    std::string echo;                // completions' echo: the prompt text
+    std::shared_ptr<logprob_log> prompt_log;  // echo + logprobs: the prompt's
   };
   void answer(pending_answer& st);
   programs::program_engine& engine_or_503() const;
@@ -77,6 +87,10 @@ class openai_server {
   void handle_generate(api_kind kind, const std::shared_ptr<exchange>& x);
   generation_request build_request(const openai_request& r, programs::program_engine& eng) const;
   request_handle submit(programs::program_engine& eng, generation_request g);
+  // One request per choice (n or best_of), seeded per choice, submitted as a group when more than one.
+  std::vector<request_handle> submit_choices(programs::program_engine& eng, const openai_request& r, const generation_request& g,
+                                             const std::function<token_callback(std::int32_t)>& callback_for);
+  void handle_tokenize(bool detokenize, const std::shared_ptr<exchange>& x);
   http_response handle_models() const;
   http_response handle_health() const;
   http_response handle_metrics() const;
@@ -91,7 +105,7 @@ class openai_server {
 
   mutable std::mutex inflight_mutex_;
   std::condition_variable inflight_cv_;
-  std::unordered_map<std::uint64_t, request_handle> inflight_;
+  std::unordered_map<std::uint64_t, std::vector<request_handle>> inflight_;
   std::uint64_t next_inflight_ = 0;
   bool draining_ = false;
 

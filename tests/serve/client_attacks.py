@@ -197,6 +197,27 @@ def check_d3_long_prompt(ctx, results):
     assert worst < 5, f"a 1 MB prompt took {worst:.2f} s to refuse"
     results["D3 8 x 1 MB prompts: slowest refusal s"] = round(worst, 2)
 
+    # Under the byte bound but far over the context in tokens (42 KB of "hello "): tokenized only
+    # until it passes ctx + 1 tokens (the bounded encoding), then the 400 with the numbers.
+    body = json.dumps({"prompt": "hello " * 7000, "max_tokens": 1}).encode()
+    out.clear()
+
+    def one_tokens():
+        t0 = time.monotonic()
+        st, _, _, j = sc.request(ctx, "POST", COMP, body, timeout=60)
+        out.append((st, j["error"]["code"], j["error"]["message"], time.monotonic() - t0))
+
+    ts = [threading.Thread(target=one_tokens) for _ in range(8)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(60)
+    assert len(out) == 8 and all(o[0] == 400 and o[1] == "context_length_exceeded" for o in out), out
+    assert all("resulted in more than 512 tokens" in o[2] for o in out), out[0]
+    worst = max(o[3] for o in out)
+    assert worst < 5, f"a 7000-token prompt took {worst:.2f} s to refuse"
+    results["D3 8 x 7000-token prompts (bounded encoding): slowest refusal s"] = round(worst, 2)
+
 
 def check_d4_headers(ctx, results):
     """D4: a header flood to /health: 431 once the head passes 64 KiB, connection closed."""

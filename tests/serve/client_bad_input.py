@@ -59,13 +59,14 @@ CASES = [
      "repetition_penalty", "> 0"),
     ("top_k negative", "POST", COMP, {"prompt": "a", "top_k": -5}, 400, "invalid_request_error", "top_k", ">= 0"),
     ("temperature overflow", "POST", COMP, {"prompt": "a", "temperature": 1e300}, 400, "invalid_request_error", "temperature", ">= 0"),
-    ("n = 2", "POST", CHAT, {"messages": USER, "n": 2}, 400, "invalid_request_error", "n", "n must be 1"),
+    ("n = 99", "POST", CHAT, {"messages": USER, "n": 99}, 400, "invalid_request_error", "n", "n must be in [1, 16], got 99"),
     ("token id outside the vocabulary", "POST", COMP, {"prompt": [2, 999999999]}, 400, "invalid_request_error", "prompt", "vocabulary"),
     ("negative token id", "POST", COMP, {"prompt": [2, -4]}, 400, "invalid_request_error", "prompt", "not a token id"),
     ("empty stop string", "POST", COMP, {"prompt": "a", "stop": ""}, 400, "invalid_request_error", "stop", "must not be empty"),
     ("stop wrong type", "POST", COMP, {"prompt": "a", "stop": 7}, 400, "invalid_request_error", "stop", "string"),
     ("too many stop strings", "POST", COMP, {"prompt": "a", "stop": [str(i) for i in range(40)]}, 400, "invalid_request_error", "stop", "at most"),
-    ("logprobs", "POST", CHAT, {"messages": USER, "logprobs": True}, 400, "invalid_request_error", "logprobs", "not supported"),
+    ("top_logprobs 21", "POST", CHAT, {"messages": USER, "logprobs": True, "top_logprobs": 21}, 400, "invalid_request_error",
+     "top_logprobs", "top_logprobs must be in [0, 20], got 21"),
     ("tools", "POST", CHAT, {"messages": USER, "tools": [{"type": "function"}]}, 400, "invalid_request_error", "tools", "not supported"),
     ("json response_format", "POST", CHAT, {"messages": USER, "response_format": {"type": "json_object"}}, 400, "invalid_request_error",
      "response_format", "text"),
@@ -103,7 +104,7 @@ def run(ctx):
 
     # The official client maps them to its exception types.
     client = ctx.client()
-    for kw, exc in [(dict(n=2), openai.BadRequestError), (dict(model="nope"), openai.NotFoundError),
+    for kw, exc in [(dict(n=99), openai.BadRequestError), (dict(model="nope"), openai.NotFoundError),
                     (dict(max_tokens=10 ** 6), openai.BadRequestError)]:
         args = dict(model="gemma-3-270m", messages=USER, max_tokens=4)
         args.update(kw)

@@ -96,3 +96,68 @@ TEST_CASE("openai_request: JSON depth and NUL bytes are bounded before the tree 
   CHECK(parse_error(gs::api_kind::completion, "{\"prompt\":\"a\"}\0garbage"s).code == "invalid_json");
   CHECK(parse_error(gs::api_kind::completion, "{\"prompt\":\"a\0b\"}"s).code == "invalid_json");
 }
+
+TEST_CASE("openai_request: n, best_of, logprobs, echo and logit_bias (issue 17)", "[cpu][serve]") {
+  using gs::api_kind;
+  const auto c = gs::parse_openai_request(api_kind::completion,
+                                          R"({"prompt": "a", "n": 3, "best_of": 5, "logprobs": 2, "echo": true,
+                                              "logit_bias": {"17": -100, "5": 2.5}})");
+  CHECK(c.n == 3);
+  CHECK(c.best_of == 5);
+  CHECK(c.logprobs == 2);
+  CHECK(c.echo);
+  REQUIRE(c.sampling.logit_bias.size() == 2);
+  const auto ch = gs::parse_openai_request(api_kind::chat,
+                                           R"({"messages": [{"role": "user", "content": "hi"}], "n": 2, "logprobs": true, "top_logprobs": 20})");
+  CHECK(ch.n == 2);
+  CHECK(ch.best_of == 2);
+  CHECK(ch.logprobs == 20);
+  CHECK(gs::parse_openai_request(api_kind::chat, R"({"messages": [{"role": "user", "content": "hi"}], "logprobs": true})").logprobs == 0);
+  CHECK(gs::parse_openai_request(api_kind::chat, R"({"messages": [{"role": "user", "content": "hi"}], "logprobs": false})").logprobs == -1);
+  CHECK(gs::parse_openai_request(api_kind::completion, R"({"prompt": "a", "logprobs": 0})").logprobs == 0);
+  CHECK(gs::parse_openai_request(api_kind::completion, R"({"prompt": "a", "logprobs": null, "n": 1})").logprobs == -1);
+
+  struct bad_case {
+    api_kind kind;
+    const char* body;
+    const char* param;
+    const char* message;
+  };
+  const bad_case bad[] = {
+      {api_kind::chat, R"({"messages": [{"role": "user", "content": "hi"}], "logprobs": true, "top_logprobs": 21})", "top_logprobs",
+       "top_logprobs must be in [0, 20], got 21"},
+      {api_kind::chat, R"({"messages": [{"role": "user", "content": "hi"}], "top_logprobs": 2})", "top_logprobs",
+       "top_logprobs needs logprobs: true"},
+      {api_kind::chat, R"({"messages": [{"role": "user", "content": "hi"}], "logprobs": 3})", "logprobs",
+       "'logprobs' must be a boolean, got an integer"},
+      {api_kind::completion, R"({"prompt": "a", "logprobs": 6})", "logprobs", "logprobs must be in [0, 5], got 6"},
+      {api_kind::completion, R"({"prompt": "a", "n": 0})", "n", "n must be in [1, 16], got 0"},
+      {api_kind::completion, R"({"prompt": "a", "n": 17})", "n", "n must be in [1, 16], got 17"},
+      {api_kind::completion, R"({"prompt": "a", "n": 3, "best_of": 2})", "best_of", "best_of must be in [n, 16] (n = 3), got 2"},
+      {api_kind::completion, R"({"prompt": "a", "n": 1, "best_of": 2, "stream": true})", "best_of",
+       "best_of > n cannot be streamed: the best choices are known only at the end"},
+      {api_kind::chat, R"({"messages": [{"role": "user", "content": "hi"}], "best_of": 2})", "best_of",
+       "best_of is a parameter of /v1/completions only; use n for chat"},
+      {api_kind::chat, R"({"messages": [{"role": "user", "content": "hi"}], "echo": true})", "echo",
+       "echo is a parameter of /v1/completions only"},
+      {api_kind::completion, R"({"prompt": "a", "logit_bias": {"12": 101}})", "logit_bias",
+       "logit_bias for token 12 is 101: a bias must be in [-100, 100]"},
+      {api_kind::completion, R"({"prompt": "a", "logit_bias": {"-3": 1}})", "logit_bias",
+       "'logit_bias' key '-3' is not a token id (a non-negative integer)"},
+      {api_kind::completion, R"({"prompt": "a", "logit_bias": {"abc": 1}})", "logit_bias",
+       "'logit_bias' key 'abc' is not a token id (a non-negative integer)"},
+      {api_kind::completion, R"({"prompt": "a", "logit_bias": {"99999999999": 1}})", "logit_bias",
+       "'logit_bias' key '99999999999' is not a token id (a non-negative integer)"},
+      {api_kind::completion, R"({"prompt": "a", "logit_bias": {"5": "x"}})", "logit_bias",
+       "logit_bias for token 5 must be a number, got a string"},
+      {api_kind::completion, R"({"prompt": "a", "logit_bias": [1, 2]})", "logit_bias",
+       "'logit_bias' must be an object mapping token ids to biases, got an array"},
+  };
+  for (const auto& b : bad) {
+    INFO(b.body);
+    const gs::api_error e = parse_error(b.kind, b.body);
+    CHECK(e.status == 400);
+    CHECK(e.param == b.param);
+    CHECK(std::string(e.what()) == b.message);
+  }
+}

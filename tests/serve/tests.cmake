@@ -60,3 +60,6 @@ set_tests_properties(serve.deploy_yaml PROPERTIES LABELS "cpu;serve" TIMEOUT 60 
 # Issue 17: the built-in chat page (GET /) in headless Chromium (skips only where no Chromium is
 # installed: ./scripts/setup --browser, which scripts/test runs, installs Debian's chromium).
 gf_serve_test(chat_page client_chat_page.py --api-key chat-page-key --max-batch 2)
+# Issue 17: n / best_of, logprobs (both endpoints, streamed), echo, logit_bias, /tokenize and
+# /detokenize, the n x prompt > pool refusal, seeded choices alone and beside 8 streams.
+gf_serve_test(api_params client_api_params.py --ctx-size 512 --max-batch 8 --kv-blocks 96)

@@ -11,7 +11,10 @@
 #include "support/random_model.hpp"
 #include "support/requests.hpp"
 
+#include <chrono>
 #include <random>
+#include <set>
+#include <string>
 #include <vector>
 
 namespace gf = gemmaforge;
@@ -274,4 +277,120 @@ TEST_CASE("engine: prompt scoring returns every position's logits, independent o
   CHECK(out_a.empty());
   REQUIRE(out_c.size() == 3);
   CHECK(out_c[0] == std::int32_t(std::max_element(a.back().begin(), a.back().end()) - a.back().begin()));
+}
+
+// OpenAI's n: submit_group runs n sequences over one prompt. The leader prefills it once and
+// caches its full blocks; the others attach them and prefill only the tail. Every choice is
+// exactly what the same request (same seed) gives alone, and the pool is whole afterwards.
+TEMPLATE_TEST_CASE("engine: a group of n sequences shares one prefilled prompt", "[cpu][engine][group]", gf::models::tiny_gemma1,
+                   gf::models::tiny_gemma3) {
+  using M = TestType;
+  gf::testing::random_model<M> m(21);
+  std::mt19937 rng(9);
+  const auto prompt = random_prompt(rng, 14);  // 3 full blocks of 4 + 2 tokens
+  auto sampled = [&](std::uint64_t seed) {
+    auto r = greedy(prompt, 8);
+    r.sampling.temperature = 50.0f;  // the random model's logits are peaked: flatten them so seeds differ
+    r.sampling.seed = seed;
+    return r;
+  };
+  std::vector<std::vector<std::int32_t>> alone;
+  for (std::uint64_t s = 0; s < 4; ++s) {
+    gf::engine_config c{.limits = {.max_seq_len = 64, .max_batch = 1, .prefill_chunk = 5, .block_tokens = 4, .prefix_slots = 0}};
+    naive_engine<M> eng(m.w, c, naive_executor{});
+    alone.push_back(eng.generate(sampled(100 + s))->output_tokens());
+  }
+  gf::engine_config c{.limits = {.max_seq_len = 64, .max_batch = 4, .prefill_chunk = 5, .block_tokens = 4, .prefix_slots = 2}};
+  naive_engine<M> eng(m.w, c, naive_executor{});
+  std::vector<gf::generation_request> rs;
+  for (std::uint64_t s = 0; s < 4; ++s) rs.push_back(sampled(100 + s));
+  // A request behind the group is admitted only once all four run.
+  const auto hs = eng.submit_group(std::move(rs));
+  const auto later = eng.submit(greedy(random_prompt(rng, 5), 3));
+  bool later_before_group = false;
+  while (!eng.idle()) {
+    eng.step();
+    if (later->timings().admitted != std::chrono::steady_clock::time_point{})
+      for (const auto& h : hs)
+        if (h->timings().admitted == std::chrono::steady_clock::time_point{} || h->timings().admitted > later->timings().admitted)
+          later_before_group = true;
+  }
+  CHECK_FALSE(later_before_group);
+  std::set<std::vector<std::int32_t>> distinct;
+  for (std::size_t i = 0; i < hs.size(); ++i) {
+    INFO("choice " << i);
+    CHECK(hs[i]->output_tokens() == alone[i]);
+    distinct.insert(hs[i]->output_tokens());
+    // The leader computed the prompt; the others reused its 3 full blocks.
+    CHECK(hs[i]->reused_tokens() == (i == 0 ? 0 : 12));
+  }
+  CHECK(distinct.size() > 1);  // different seeds, different choices
+  eng.pool().clear_prefix_cache();
+  CHECK(eng.pool().free_blocks() == eng.pool().total_blocks());
+}
+
+TEST_CASE("engine: a group that cannot fit is refused with its numbers", "[cpu][engine][group]") {
+  using M = gf::models::tiny_gemma1;
+  gf::testing::random_model<M> m(22);
+  std::mt19937 rng(10);
+  const auto prompt = random_prompt(rng, 20);
+  gf::engine_config c{.limits = {.max_seq_len = 64, .max_batch = 4, .prefill_chunk = 5, .block_tokens = 4, .kv_blocks = 24, .prefix_slots = 2}};
+  naive_engine<M> eng(m.w, c, naive_executor{});
+  auto group = [&](int n, int max_tokens) {
+    std::vector<gf::generation_request> rs;
+    for (int i = 0; i < n; ++i) rs.push_back(greedy(prompt, max_tokens));
+    return rs;
+  };
+  try {
+    (void)eng.submit_group(group(4, 12));  // 4 x 8 blocks of a 24-block pool
+    FAIL("no error");
+  } catch (const gf::error& e) {
+    CHECK(e.code() == gf::errc::capacity);
+    CHECK(std::string(e.what()) == "n = 4 sequences of up to 32 tokens need 32 KV blocks (4 x 8 of 4 tokens); the pool has 24");
+  }
+  try {
+    (void)eng.submit_group(group(5, 2));
+    FAIL("no error");
+  } catch (const gf::error& e) {
+    CHECK(e.code() == gf::errc::capacity);
+    CHECK(std::string(e.what()).find("at most 4 sequences (max_batch)") != std::string::npos);
+  }
+  // Three fit: they run.
+  const auto hs = eng.submit_group(group(3, 12));
+  eng.run_until_idle();
+  for (const auto& h : hs) CHECK(h->output_tokens() == hs[0]->output_tokens());  // greedy: all equal
+}
+
+// logprobs: every token event carries the sampled token's log-probability and k alternatives,
+// most likely first; under greedy decoding the token is the first alternative.
+TEST_CASE("engine: token events carry log-probabilities when asked", "[cpu][engine][logprobs]") {
+  using M = gf::models::tiny_gemma3;
+  gf::testing::random_model<M> m(23);
+  std::mt19937 rng(11);
+  gf::engine_config c{.limits = {.max_seq_len = 64, .max_batch = 2, .prefill_chunk = 5, .block_tokens = 4, .prefix_slots = 0}};
+  naive_engine<M> eng(m.w, c, naive_executor{});
+  auto r = greedy(random_prompt(rng, 9), 6);
+  r.logprobs = 3;
+  int events = 0;
+  r.on_token = [&](const gf::token_event& e) {
+    if (e.finished) return;
+    ++events;
+    REQUIRE(e.logprobs);
+    REQUIRE(e.logprobs->n_top == 3);
+    CHECK(e.logprobs->top_ids[0] == e.token);
+    CHECK(e.logprobs->logprob == e.logprobs->top_logprobs[0]);
+    CHECK(e.logprobs->logprob <= 0.0f);
+    CHECK(e.logprobs->top_logprobs[0] >= e.logprobs->top_logprobs[1]);
+    CHECK(e.logprobs->top_logprobs[1] >= e.logprobs->top_logprobs[2]);
+  };
+  const auto h = eng.generate(std::move(r));
+  CHECK(events == h->completion_tokens());
+  CHECK(events == 6);
+  // Too many alternatives, and a logit_bias id outside the vocabulary: refused at submission.
+  auto bad = greedy(random_prompt(rng, 4), 2);
+  bad.logprobs = 21;
+  CHECK_THROWS_WITH(eng.submit(bad), "logprobs: at most 20 alternatives per token");
+  bad.logprobs = -1;
+  bad.sampling.logit_bias = {{M::vocab, 1.0f}};
+  CHECK_THROWS_WITH(eng.submit(bad), "logit_bias token id 512 is outside the vocabulary of 512");
 }

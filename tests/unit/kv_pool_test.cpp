@@ -238,3 +238,33 @@ TEST_CASE("kv_pool: a longer chat history replaces the shorter entry it extends"
   pool.clear_prefix_cache();
   CHECK(pool.free_blocks() == 16);
 }
+
+// Groups (OpenAI's n): room for all of them is checked before the first is admitted, counting
+// what evicting prefix entries frees; a scored prompt can be admitted without the cached prefix.
+TEST_CASE("kv_pool: could_admit_together counts slots and evictable blocks; admit without reuse", "[cpu][kv]") {
+  using M = gf::models::tiny_gemma1;
+  pool_fixture<M, float> f({.block_tokens = 4, .global_blocks = 12, .max_batch = 3, .max_seq_len = 32, .prefix_slots = 2});
+  auto& pool = f.pool;
+  CHECK(pool.could_admit_together(3, 16));       // 3 x 4 blocks of 12
+  CHECK_FALSE(pool.could_admit_together(3, 17)); // 3 x 5
+  CHECK_FALSE(pool.could_admit_together(4, 4));  // 3 slots
+  const auto ids = iota_ids(10);
+  auto a = pool.admit(ids.data(), 10, 12);
+  pool.ensure_blocks(a.slot, 10);
+  pool.set_cached_tokens(a.slot, 10);
+  pool.register_prefix(a.slot, ids.data(), 10);
+  CHECK_FALSE(pool.could_admit_together(3, 16));  // one slot is taken
+  CHECK(pool.could_admit_together(2, 16));        // 9 free (the slot holds 3) + 0 cached-only: 2 x 4 fit
+  pool.release(a.slot);
+  CHECK(pool.cached_only_blocks() == 2);
+  CHECK(pool.could_admit_together(3, 16));        // the entry's 2 blocks count: they can be evicted
+  // reuse = false: the cached prefix is not attached.
+  auto b = pool.admit(ids.data(), 10, 12, false);
+  CHECK(b.reused_tokens == 0);
+  auto c = pool.admit(ids.data(), 10, 12);
+  CHECK(c.reused_tokens == 8);
+  pool.release(b.slot);
+  pool.release(c.slot);
+  pool.clear_prefix_cache();
+  CHECK(pool.free_blocks() == 12);
+}

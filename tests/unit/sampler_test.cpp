@@ -2,10 +2,12 @@
 // distribution, the same seed gives the same tokens, penalties and validation.
 #include <catch2/catch.hpp>
 
+#include <gemmaforge/runtime/logprobs.hpp>
 #include <gemmaforge/runtime/sampler.hpp>
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 #include <random>
 #include <set>
@@ -164,4 +166,79 @@ TEST_CASE("sampler: invalid parameters are rejected with the field named", "[cpu
   gf::stop_conditions s;
   s.max_tokens = -1;
   CHECK_THROWS_AS(gf::validate(s), gf::error);
+}
+
+// logprobs: log_softmax of the row (reference: a plain double log-softmax), the k largest in
+// order with ties to the lower id, on a 262,144-entry row like Gemma 3's.
+TEST_CASE("sampler: logprobs equal a reference log-softmax, top-k in order", "[cpu][sampler][logprobs]") {
+  const int vocab = 262144;
+  std::vector<float> l = random_logits(vocab, 42, 4.0f);
+  l[7] = l[9] = 30.0f;  // a tie at the top: 7 before 9
+  l[11] = -std::numeric_limits<float>::infinity();  // banned
+  double m = -1e300;
+  for (float x : l) m = std::max(m, double(x));
+  double s = 0;
+  for (float x : l) s += std::exp(double(x) - m);
+  const double lse = m + std::log(s);
+  std::vector<std::int32_t> ids(20);
+  std::vector<float> lps(20);
+  for (int k : {0, 1, 5, 20}) {
+    const gf::token_logprobs r = gf::compute_logprobs(l.data(), vocab, 1234, k, ids.data(), lps.data());
+    CHECK(r.logprob == Approx(double(l[1234]) - lse).margin(1e-5));
+    REQUIRE(r.n_top == k);
+    // The reference order: all ids sorted by (logit desc, id asc).
+    std::vector<std::int32_t> order(static_cast<std::size_t>(vocab));
+    std::iota(order.begin(), order.end(), 0);
+    std::partial_sort(order.begin(), order.begin() + k, order.end(),
+                      [&](std::int32_t a, std::int32_t b) { return l[a] > l[b] || (l[a] == l[b] && a < b); });
+    for (int j = 0; j < k; ++j) {
+      CHECK(r.top_ids[j] == order[static_cast<std::size_t>(j)]);
+      CHECK(r.top_logprobs[j] == Approx(double(l[order[static_cast<std::size_t>(j)]]) - lse).margin(1e-5));
+    }
+    if (k >= 2) {
+      CHECK(r.top_ids[0] == 7);
+      CHECK(r.top_ids[1] == 9);
+    }
+  }
+  const gf::token_logprobs banned = gf::compute_logprobs(l.data(), vocab, 11, 0, ids.data(), lps.data());
+  CHECK(std::isinf(banned.logprob));
+  CHECK(banned.logprob < 0);
+  // The probabilities sum to 1.
+  double total = 0;
+  for (float x : l) total += std::exp(double(x) - lse);
+  CHECK(total == Approx(1.0).epsilon(1e-9));
+}
+
+TEST_CASE("sampler: logit_bias shifts logits, -100 bans a token at any temperature", "[cpu][sampler]") {
+  std::vector<float> l = random_logits(64, 5);
+  const std::int32_t top = std::int32_t(std::max_element(l.begin(), l.end()) - l.begin());
+  row r(l);
+  gf::sampling_params p;  // greedy
+  CHECK(r.sample(p, 0) == top);
+  p.logit_bias = {{top, gf::logit_bias_ban}};
+  const std::int32_t second = r.sample(p, 0);
+  CHECK(second != top);
+  // A positive bias makes a low token the argmax.
+  const std::int32_t low = std::int32_t(std::min_element(l.begin(), l.end()) - l.begin());
+  p.logit_bias = {{low, 100.0f}};
+  CHECK(r.sample(p, 0) == low);
+  // Banned under sampling too, with and without the filters, over many draws.
+  for (float t : {0.7f, 1.0f, 5.0f}) {
+    p.temperature = t;
+    p.logit_bias = {{top, -100.0f}, {second, -100.0f}};
+    for (float top_p : {1.0f, 0.9f}) {
+      p.top_p = top_p;
+      for (std::uint64_t c = 0; c < 300; ++c) {
+        const std::int32_t tok = r.sample(p, c);
+        CHECK(tok != top);
+        CHECK(tok != second);
+      }
+    }
+  }
+  // Validation: the bias range and the id's sign.
+  p = {};
+  p.logit_bias = {{3, 100.5f}};
+  CHECK_THROWS_WITH(gf::validate(p), "logit_bias for token 3 must be in [-100, 100]");
+  p.logit_bias = {{-1, 1.0f}};
+  CHECK_THROWS_WITH(gf::validate(p), "logit_bias token id -1 is negative");
 }

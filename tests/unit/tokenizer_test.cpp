@@ -275,6 +275,37 @@ TEST_CASE("tokenizer: empty and 1 MB inputs (prose, no whitespace, random bytes,
   SUCCEED();
 }
 
+// Bounded encoding (a server's guard, issue 20): a text that fits gives exactly encode()'s ids;
+// a longer one stops at max_tokens + 1 ids whatever its length, after work proportional to the
+// bound (a 64 MB text is refused as fast as a short one).
+TEST_CASE("tokenizer: bounded encode stops past max_tokens, exact when it fits", "[cpu][tokenizer]") {
+  const auto tok = gf::tokenizer::from_gguf(tiny_vocab_file());
+  std::string prose;
+  const char* words[] = {"hello ", "world ", "caf\xC3\xA9 ", "<start_of_turn>", "x", "\xE6\x97\xA5 ", "\n"};
+  for (std::size_t i = 0; prose.size() < 20000; ++i) prose += words[(i * 5 + i / 4) % 7];
+  for (std::size_t len : {0u, 1u, 7u, 100u, 1000u, 20000u}) {
+    const std::string text = prose.substr(0, len);
+    const auto full = tok.encode(text);
+    for (std::size_t max : {1u, 5u, 64u, 300u, 5000u, 100000u}) {
+      INFO("len " << len << ", max_tokens " << max << ", full " << full.size());
+      const auto b = tok.encode(text, {.max_tokens = max});
+      if (full.size() <= max) {
+        CHECK(b == full);
+      } else {
+        CHECK(b.size() == max + 1);
+        CHECK(b.front() == full.front());
+      }
+    }
+  }
+  // 64 MB of one character: refused after a window of a few KB.
+  const std::string huge(std::size_t(64) << 20, 'a');
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto b = tok.encode(huge, {.max_tokens = 1000});
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  CHECK(b.size() == 1001);
+  CHECK(secs < 5.0);
+}
+
 TEST_CASE("tokenizer: streaming detokenizer never emits half a character", "[cpu][tokenizer]") {
   const auto tok = gf::tokenizer::from_gguf(tiny_vocab_file());
   auto id = [&](const char* p) { return tok.piece_to_id(p); };

@@ -179,13 +179,21 @@ class kv_pool {
     return max_total <= cfg_.max_seq_len && blocks_for(max_total) <= alloc_.total();
   }
 
-  // Admit a request: take a slot, attach the longest cached prefix of `ids`, and reserve the
-  // blocks for up to `max_total` tokens. Evicts least-recently-used prefix entries if that makes
-  // room. On failure nothing changes.
-  admission admit(const std::int32_t* ids, std::int32_t n_prompt, std::int32_t max_total) {
+  // Could `n` requests of `max_total` tokens each be admitted now (slots, and blocks counting
+  // what evicting prefix entries would free)? A group of sequences over one prompt asks this
+  // before its first member is admitted, so that all of them will find room.
+  bool could_admit_together(std::int32_t n, std::int32_t max_total) const {
+    return free_slots_ >= n && std::int64_t(available()) + cached_only_blocks() >= std::int64_t(n) * blocks_for(max_total);
+  }
+
+  // Admit a request: take a slot, attach the longest cached prefix of `ids` (unless `reuse` is
+  // false: a scored prompt computes every position), and reserve the blocks for up to
+  // `max_total` tokens. Evicts least-recently-used prefix entries if that makes room. On failure
+  // nothing changes.
+  admission admit(const std::int32_t* ids, std::int32_t n_prompt, std::int32_t max_total, bool reuse = true) {
     admission a;
     if (free_slots_ == 0 || max_total > cfg_.max_seq_len || n_prompt <= 0) return a;
-    const prefix_match m = find_prefix(ids, n_prompt);
+    const prefix_match m = reuse ? find_prefix(ids, n_prompt) : prefix_match{};
     const std::int32_t need = blocks_for(max_total) - m.blocks;
     if (m.entry >= 0) {  // protect it from eviction
       entries_[std::size_t(m.entry)].last_used = ++clock_;

@@ -21,6 +21,7 @@
 #include <memory>
 #include <new>
 #include <mutex>
+#include <span>
 #include <string>
 #include <thread>
 #include <utility>
@@ -33,6 +34,7 @@
 #include <gemmaforge/plan/arena_layout.hpp>
 #include <gemmaforge/plan/serving_config.hpp>
 #include <gemmaforge/runtime/forward.hpp>
+#include <gemmaforge/runtime/logprobs.hpp>
 #include <gemmaforge/runtime/request.hpp>
 #include <gemmaforge/runtime/sampler.hpp>
 #include <gemmaforge/runtime/step.hpp>
@@ -111,48 +113,42 @@ class basic_engine {
 
   // ---- submission ----------------------------------------------------------------------------
   request_handle submit(generation_request r) {
-    validate(r.sampling);
-    validate(r.stop);
-    if (r.decode_text && !text_) throw error(errc::invalid_argument, "this engine has no tokenizer: set decode_text = false");
-    const auto n = std::int32_t(r.prompt.size());
-    if (n == 0) throw error(errc::invalid_argument, "empty prompt: at least one token (BOS) is needed");
-    for (auto id : r.prompt)
-      if (id < 0 || id >= Model::vocab)
-        throw error(errc::invalid_argument, "token id " + std::to_string(id) + " outside the vocabulary of " +
-                                                std::to_string(Model::vocab));
-    const bool generates = r.stop.max_tokens > 0;
-    if (n > max_seq_len_ || (generates && n == max_seq_len_))
-      throw error(errc::capacity, "prompt of " + std::to_string(n) + " tokens does not fit the context of " +
-                                      std::to_string(max_seq_len_) + " tokens" +
-                                      (generates ? " (at least one must be left to generate)" : ""));
-    auto st = std::make_shared<request_state>();
-    st->prompt_tokens_ = n;
-    st->max_total_ = std::int32_t(std::min<std::int64_t>(std::int64_t(n) + std::max(r.stop.max_tokens, 0), max_seq_len_));
-    if (!pool_->could_ever_fit(st->max_total_))
-      throw error(errc::capacity, "request needs " + std::to_string(pool_->blocks_for(st->max_total_)) +
-                                      " KV blocks; the pool has " + std::to_string(pool_->total_blocks()));
-    st->tokens_.reserve(std::size_t(st->max_total_) + 1);
-    st->tokens_.assign(r.prompt.begin(), r.prompt.end());
-    st->output_.reserve(std::size_t(std::max(r.stop.max_tokens, 0)) + 1);
-    if (r.decode_text) st->text_.reserve(std::size_t(std::max(r.stop.max_tokens, 0)) * 8 + 64);
-    st->req = std::move(r);
-    // Streaming state is built here, on the caller's thread: steps then allocate nothing.
-    st->detok_ = text_ ? text_stream(text_.get()) : text_stream();
-    st->stops_ = stop_matcher(&st->req.stop.stop_strings);
-    st->timings_.submitted = std::chrono::steady_clock::now();
-    {
-      std::lock_guard lock(queue_mutex_);
-      if (stopping_) throw error(errc::shutdown, "engine is shut down: request refused");
-      if (std::int32_t(waiting_.size()) >= cfg_.max_queue) {
-        ++stats_.requests_rejected;
-        throw error(errc::capacity, "request queue is full (" + std::to_string(cfg_.max_queue) + " waiting)");
-      }
-      st->id_ = ++next_id_;
-      waiting_.push_back(st);
-      ++stats_.requests_submitted;
-    }
-    queue_cv_.notify_one();
+    auto st = prepare(std::move(r));
+    enqueue({&st, 1});
     return st;
+  }
+
+  // n sequences over one prompt (OpenAI's n and best_of): the same prompt, each with its own
+  // sampling (seed) and stops. The prompt is prefilled once: the first request leads, its prompt's
+  // full KV blocks go to the prefix cache as soon as they are computed, and the others attach them
+  // (reference counted, no copy) and prefill only the last partial block. Admission reserves the
+  // whole group: the leader waits until the pool could hold all n sequences, and no request behind
+  // the group is admitted before all n are running. A group that could never fit is refused now.
+  std::vector<request_handle> submit_group(std::vector<generation_request> rs) {
+    const auto g = std::int32_t(rs.size());
+    if (g == 0) throw error(errc::invalid_argument, "submit_group: no requests");
+    for (const auto& r : rs)
+      if (r.prompt != rs.front().prompt) throw error(errc::invalid_argument, "submit_group: the requests must share one prompt");
+    if (g > max_batch_)
+      throw error(errc::capacity, "n = " + std::to_string(g) + " sequences must run together, but the engine runs at most " +
+                                      std::to_string(max_batch_) + " sequences (max_batch)");
+    // The leader caches its whole prompt (up to its last full block) for the others.
+    if (g > 1) rs.front().shared_prefix = std::int32_t(rs.front().prompt.size());
+    std::vector<request_handle> sts;
+    sts.reserve(rs.size());
+    for (auto& r : rs) sts.push_back(prepare(std::move(r)));
+    std::int64_t blocks = 0;
+    for (const auto& st : sts) blocks += pool_->blocks_for(st->max_total_);
+    if (blocks > pool_->total_blocks())
+      throw error(errc::capacity, "n = " + std::to_string(g) + " sequences of up to " + std::to_string(sts.front()->max_total_) +
+                                      " tokens need " + std::to_string(blocks) + " KV blocks (" + std::to_string(g) + " x " +
+                                      std::to_string(pool_->blocks_for(sts.front()->max_total_)) + " of " +
+                                      std::to_string(block_tokens_) + " tokens); the pool has " +
+                                      std::to_string(pool_->total_blocks()));
+    for (std::size_t i = 1; i < sts.size(); ++i) sts[i]->leader_ = sts.front();
+    sts.front()->group_size_ = g;
+    enqueue(sts);
+    return sts;
   }
 
   // Blocking convenience: submit, run (or wait for the worker), return the finished request.
@@ -242,6 +238,68 @@ class basic_engine {
   const token_text* text() const { return text_.get(); }
 
  private:
+  // Validate a request and build its state (on the caller's thread: steps then allocate nothing).
+  request_handle prepare(generation_request r) {
+    validate(r.sampling);
+    validate(r.stop);
+    if (r.decode_text && !text_) throw error(errc::invalid_argument, "this engine has no tokenizer: set decode_text = false");
+    if (r.logprobs > max_top_logprobs)
+      throw error(errc::invalid_argument, "logprobs: at most " + std::to_string(max_top_logprobs) + " alternatives per token");
+    const auto n = std::int32_t(r.prompt.size());
+    if (n == 0) throw error(errc::invalid_argument, "empty prompt: at least one token (BOS) is needed");
+    for (auto id : r.prompt)
+      if (id < 0 || id >= Model::vocab)
+        throw error(errc::invalid_argument, "token id " + std::to_string(id) + " outside the vocabulary of " +
+                                                std::to_string(Model::vocab));
+    for (const auto& b : r.sampling.logit_bias)
+      if (b.token >= Model::vocab)
+        throw error(errc::invalid_argument, "logit_bias token id " + std::to_string(b.token) + " is outside the vocabulary of " +
+                                                std::to_string(Model::vocab));
+    const bool generates = r.stop.max_tokens > 0;
+    if (n > max_seq_len_ || (generates && n == max_seq_len_))
+      throw error(errc::capacity, "prompt of " + std::to_string(n) + " tokens does not fit the context of " +
+                                      std::to_string(max_seq_len_) + " tokens" +
+                                      (generates ? " (at least one must be left to generate)" : ""));
+    auto st = std::make_shared<request_state>();
+    st->prompt_tokens_ = n;
+    st->max_total_ = std::int32_t(std::min<std::int64_t>(std::int64_t(n) + std::max(r.stop.max_tokens, 0), max_seq_len_));
+    if (!pool_->could_ever_fit(st->max_total_))
+      throw error(errc::capacity, "request needs " + std::to_string(pool_->blocks_for(st->max_total_)) +
+                                      " KV blocks; the pool has " + std::to_string(pool_->total_blocks()));
+    st->tokens_.reserve(std::size_t(st->max_total_) + 1);
+    st->tokens_.assign(r.prompt.begin(), r.prompt.end());
+    st->output_.reserve(std::size_t(std::max(r.stop.max_tokens, 0)) + 1);
+    if (r.decode_text) st->text_.reserve(std::size_t(std::max(r.stop.max_tokens, 0)) * 8 + 64);
+    st->req = std::move(r);
+    st->detok_ = text_ ? text_stream(text_.get()) : text_stream();
+    st->stops_ = stop_matcher(&st->req.stop.stop_strings);
+    st->timings_.submitted = std::chrono::steady_clock::now();
+    return st;
+  }
+
+  // Queue prepared requests together (a group is never split by the queue bound).
+  void enqueue(std::span<const request_handle> sts) {
+    {
+      std::lock_guard lock(queue_mutex_);
+      if (stopping_) throw error(errc::shutdown, "engine is shut down: request refused");
+      if (std::int64_t(waiting_.size()) + std::int64_t(sts.size()) > cfg_.max_queue) {
+        ++stats_.requests_rejected;
+        throw error(errc::capacity, "request queue is full (" + std::to_string(cfg_.max_queue) + " waiting)");
+      }
+      for (const auto& st : sts) {
+        st->id_ = ++next_id_;
+        waiting_.push_back(st);
+        ++stats_.requests_submitted;
+      }
+    }
+    queue_cv_.notify_one();
+  }
+
+  // A group member waits until its leader's prompt blocks are cached (or the leader is gone).
+  bool leader_ready(const request_state& leader) const {
+    return leader.slot_ < 0 || leader.prefilled_ >= shared_boundary(leader);
+  }
+
   // Everything comes from the layout: the executor allocates its spaces and carves its scratch,
   // the engine carves the pool, the activations and its step records by region name.
   void allocate_arena() {
@@ -331,7 +389,11 @@ class basic_engine {
       }
       while (!waiting_.empty() && std::int32_t(running_.size()) < max_batch_) {
         request_state& r = *waiting_.front();
-        const auto a = pool_->admit(r.tokens_.data(), r.prompt_tokens_, r.max_total_);
+        // Groups: the leader waits for room for all, the others for the leader's cached prompt.
+        if (r.group_size_ > 1 && !pool_->could_admit_together(r.group_size_, r.max_total_)) break;
+        if (r.leader_ && !leader_ready(*r.leader_)) break;
+        // A scored prompt (prompt logits wanted) computes every position: no cached prefix.
+        const auto a = pool_->admit(r.tokens_.data(), r.prompt_tokens_, r.max_total_, !r.req.on_prompt_logits);
         if (a.slot < 0) break;  // FIFO: later requests wait behind the first one that does not fit
         r.slot_ = a.slot;
         r.prefilled_ = a.reused_tokens;
@@ -339,6 +401,7 @@ class basic_engine {
         r.timings_.admitted = std::chrono::steady_clock::now();
         stats_.reused_prompt_tokens += std::uint64_t(a.reused_tokens);
         stats_.prompt_tokens += std::uint64_t(r.prompt_tokens_);
+        r.leader_.reset();  // admitted: the group's bond is no longer needed
         running_.push_back(std::move(waiting_.front()));
         waiting_.pop_front();
       }
@@ -444,7 +507,10 @@ class basic_engine {
       if (r.output_.empty()) r.timings_.first_token = now;
       r.output_.push_back(token);
       r.tokens_.push_back(token);
-      emit(r, token);
+      // Log-probabilities from the row the draw used; the sampler's workspace is free again.
+      token_logprobs lp;
+      if (r.req.logprobs >= 0) lp = compute_logprobs(lr, Model::vocab, token, r.req.logprobs, sample_ids_, sample_probs_);
+      emit(r, token, r.req.logprobs >= 0 ? &lp : nullptr);
     }
   }
 
@@ -462,7 +528,7 @@ class basic_engine {
     return false;
   }
 
-  void emit(request_state& r, std::int32_t token) {
+  void emit(request_state& r, std::int32_t token, const token_logprobs* lp) {
     finish_reason reason = finish_reason::none;
     std::string_view piece;
     if (is_stop_id(r, token)) {
@@ -484,7 +550,7 @@ class basic_engine {
       r.stops_.flush(r.text_);
       piece = std::string_view(r.text_).substr(before);
     }
-    if (r.req.on_token) r.req.on_token(token_event{token, piece, false, finish_reason::none});
+    if (r.req.on_token) r.req.on_token(token_event{token, piece, false, finish_reason::none, lp});
     if (reason != finish_reason::none) release_and_finish(r, reason);
   }
 

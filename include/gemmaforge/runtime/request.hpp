@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include <gemmaforge/runtime/logprobs.hpp>
 #include <gemmaforge/runtime/sampling_params.hpp>
 #include <gemmaforge/runtime/stop_matcher.hpp>
 #include <gemmaforge/runtime/text_stream.hpp>
@@ -38,6 +39,9 @@ struct token_event {
   std::string_view text;
   bool finished = false;
   finish_reason reason = finish_reason::none;
+  // generation_request::logprobs >= 0: the token's log-probability and its alternatives. Points
+  // into the engine's sampler workspace: valid during the callback only (copy what you keep).
+  const token_logprobs* logprobs = nullptr;
 };
 
 using token_callback = std::function<void(const token_event&)>;
@@ -61,6 +65,9 @@ struct generation_request {
   // and calls this with each row in position order (row = logits predicting position + 1).
   // max_tokens may be 0: the request then ends after its prompt.
   std::function<void(std::int32_t position, const float* logits)> on_prompt_logits;
+  // -1: no log-probabilities. 0..max_top_logprobs: each token event carries the sampled token's
+  // log-probability and this many most likely alternatives (runtime/logprobs.hpp).
+  std::int32_t logprobs = -1;
 };
 
 // Shared between the caller and the engine thread. Fields written by the engine are read by the
@@ -112,6 +119,11 @@ class request_state {
   request_timings timings_;
   text_stream detok_;
   stop_matcher stops_;
+  // A group (submit_group: n sequences over one prompt). The first request leads: it is admitted
+  // only when the pool could hold all group_size_ sequences, and prefills the prompt; the others
+  // (leader_ set) are admitted once its prompt blocks are in the prefix cache and share them.
+  std::int32_t group_size_ = 1;
+  std::shared_ptr<request_state> leader_;
 
   void mark_done() {
     {

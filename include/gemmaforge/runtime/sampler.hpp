@@ -1,6 +1,7 @@
 #pragma once
-// CPU sampler over one row of logits. Order (as HF and vLLM): penalties -> temperature -> top-k ->
-// top-p -> min-p -> draw. Greedy (temperature 0) is an argmax with ties to the lowest id.
+// CPU sampler over one row of logits. Order (as HF and vLLM): penalties -> logit_bias ->
+// temperature -> top-k -> top-p -> min-p -> draw. The row keeps the penalised, biased logits
+// (what runtime/logprobs.hpp reports from). Greedy (temperature 0) is an argmax with ties to the lowest id.
 // No allocation: the caller passes scratch of vocab floats + vocab ints (planned workspace).
 // Top-k/top-p avoid a full sort of a 256k vocabulary: candidates are partially selected
 // (nth_element) and sorted only as far as needed; the result equals a full sort's exactly.
@@ -45,6 +46,15 @@ inline void apply_penalties(float* logits, std::int32_t vocab, const std::int32_
   }
 }
 
+// logit_bias: added before the draw; -100 (OpenAI's "ban") makes the logit -inf, so the token
+// cannot be drawn whatever the temperature. Later entries for the same id add up.
+inline void apply_logit_bias(float* logits, std::int32_t vocab, const sampling_params& p) {
+  for (const logit_bias_entry& b : p.logit_bias) {
+    if (b.token < 0 || b.token >= vocab) continue;  // validated at submission
+    logits[b.token] = b.bias <= logit_bias_ban ? -std::numeric_limits<float>::infinity() : logits[b.token] + b.bias;
+  }
+}
+
 }  // namespace detail
 
 inline std::int32_t argmax(const float* x, std::int32_t n) {
@@ -59,6 +69,7 @@ inline std::int32_t argmax(const float* x, std::int32_t n) {
 inline std::int32_t sample_token(float* logits, std::int32_t vocab, const std::int32_t* history, std::int32_t n_history,
                                  const sampling_params& p, std::uint64_t counter, sampler_scratch scratch) {
   detail::apply_penalties(logits, vocab, history, n_history, p, scratch.ids);
+  detail::apply_logit_bias(logits, vocab, p);
   if (p.temperature == 0.0f) return argmax(logits, vocab);
 
   const float max_logit = logits[argmax(logits, vocab)];
@@ -88,7 +99,7 @@ inline std::int32_t sample_token(float* logits, std::int32_t vocab, const std::i
   // min-p is a threshold relative to the most likely token (whose weight is exactly 1 here).
   const float min_w = p.min_p;
   for (std::int32_t i = 0; i < vocab; ++i)
-    if (prob[i] >= min_w) ids[n++] = i;
+    if (prob[i] >= min_w && prob[i] > 0.0f) ids[n++] = i;  // weight 0: banned (logit_bias) or underflowed
   auto before = [prob](std::int32_t a, std::int32_t b) { return prob[a] > prob[b] || (prob[a] == prob[b] && a < b); };
   if (p.top_k > 0 && p.top_k < n) {
     std::nth_element(ids, ids + p.top_k, ids + n, before);

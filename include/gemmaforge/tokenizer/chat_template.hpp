@@ -21,6 +21,8 @@
 // tokenize=False). render_chat_ids() gives token ids: the template's special tokens by id and the
 // messages encoded with parse_special = false, so a user typing "<end_of_turn>" cannot forge a
 // turn boundary. For text without such strings both give the same ids.
+#include <algorithm>
+#include <cstddef>
 #include <span>
 #include <string>
 #include <string_view>
@@ -40,6 +42,7 @@ struct chat_message {
 struct chat_options {
   bool add_generation_prompt = true;  // end with the model's turn opener
   bool add_bos = true;
+  std::size_t max_tokens = 0;  // render_chat_ids: 0 = no bound, else stop past max_tokens ids (encode_options)
 };
 
 // One piece of a rendered prompt: a special token (by its piece text) or plain text.
@@ -173,8 +176,15 @@ inline std::vector<int> render_chat_ids(const tokenizer& tok, chat_template kind
       if (id < 0) throw error(errc::invalid_argument, tok.name() + ": the chat template needs " + seg.text + ", which the vocabulary lacks");
       ids.push_back(id);
     } else {
-      const auto part = tok.encode(seg.text, {.add_bos = false, .parse_special = false});
+      // Bounded: each message is encoded with what is left of the budget, so a huge message
+      // costs no more than the budget's worth of text.
+      const std::size_t left = o.max_tokens > ids.size() ? o.max_tokens - ids.size() : 0;
+      const auto part = tok.encode(seg.text, {.add_bos = false, .parse_special = false, .max_tokens = o.max_tokens ? std::max<std::size_t>(left, 1) : 0});
       ids.insert(ids.end(), part.begin(), part.end());
+    }
+    if (o.max_tokens > 0 && ids.size() > o.max_tokens) {
+      ids.resize(o.max_tokens + 1);
+      return ids;
     }
   }
   return ids;

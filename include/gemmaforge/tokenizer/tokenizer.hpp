@@ -41,6 +41,10 @@ namespace gemmaforge {
 struct encode_options {
   std::optional<bool> add_bos;  // nullopt: the file's rule
   bool parse_special = true;    // recognise special-token text such as "<start_of_turn>"
+  // 0: no bound. Otherwise encoding stops once the ids exceed max_tokens: the result then holds
+  // max_tokens + 1 ids (enough to say "too long"), and the work done is bounded by the prefix
+  // that produced them, not by the whole text (a server's guard against huge prompts).
+  std::size_t max_tokens = 0;
 };
 
 struct decode_options {
@@ -252,6 +256,46 @@ class tokenizer {
 
   // ------------------------------------------------------------------------------ encoding
   std::vector<int> encode(std::string_view text, const encode_options& o = {}) const {
+    return o.max_tokens > 0 ? encode_bounded(text, o) : encode_all(text, o);
+  }
+
+  // Ids must be in [0, vocab_size): an out-of-range id is errc::invalid_argument.
+  std::string decode(std::span<const int> ids, const decode_options& o = {}) const;
+  stream_detokenizer stream(const decode_options& o = {}) const;
+
+ private:
+  tokenizer() = default;
+
+  // Bounded encoding: encode growing prefixes of the text (cut at a character boundary, doubling
+  // from 4 bytes per allowed token) until the whole text is read or a prefix already yields more
+  // than max_tokens + 1 ids. A token covers at least one byte, so the first window can hold the
+  // answer; a text that fits is encoded exactly as encode_all would. A prefix decides "too long"
+  // only past limit + 16 ids: the cut may split a word or a special token's text into more pieces
+  // than the whole text has there. Work and memory stay proportional to the window that decided,
+  // never to the text.
+  std::vector<int> encode_bounded(std::string_view text, const encode_options& o) const {
+    const std::size_t limit = o.max_tokens + 1;
+    encode_options all = o;
+    all.max_tokens = 0;
+    std::size_t window = std::max<std::size_t>(64, limit * 4);
+    for (;;) {
+      if (window >= text.size()) {
+        std::vector<int> ids = encode_all(text, all);
+        if (ids.size() > limit) ids.resize(limit);
+        return ids;
+      }
+      std::size_t cut = window;
+      while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;  // not inside a UTF-8 character
+      std::vector<int> ids = encode_all(text.substr(0, cut), all);
+      if (ids.size() > limit + 16) {
+        ids.resize(limit);
+        return ids;
+      }
+      window = window > text.size() / 2 ? text.size() : window * 2;
+    }
+  }
+
+  std::vector<int> encode_all(std::string_view text, const encode_options& o) const {
     std::vector<int> ids;
     if (o.add_bos.value_or(add_bos_) && bos_ >= 0) ids.push_back(bos_);
     const std::string repaired = is_valid_utf8(text) ? std::string() : repair_utf8(text);
@@ -274,13 +318,6 @@ class tokenizer {
     encode_plain(t.substr(start), ids);
     return ids;
   }
-
-  // Ids must be in [0, vocab_size): an out-of-range id is errc::invalid_argument.
-  std::string decode(std::span<const int> ids, const decode_options& o = {}) const;
-  stream_detokenizer stream(const decode_options& o = {}) const;
-
- private:
-  tokenizer() = default;
 
   static std::string replace_all(std::string_view s, std::string_view from, std::string_view to) {
     std::string out;
