@@ -13,6 +13,8 @@
 #include <gemmaforge/tokenizer/chat_template.hpp>
 
 #include "api_error.hpp"
+#include "structured_output.hpp"
+#include "tool_calls.hpp"
 
 namespace gemmaforge::serve {
 
@@ -36,6 +38,8 @@ struct openai_request {
   bool ignore_eos = false;                  // vLLM's extension: run to max_tokens (benchmarks)
   bool stream = false;
   bool include_usage = false;               // stream_options.include_usage
+  structured_output response_format;        // json_object / json_schema (structured_output.hpp)
+  tool_request tools;                       // chat: tools + tool_choice (tool_calls.hpp)
 };
 
 // Limits that are not the model's: kept small so a request cannot make the server do unbounded
@@ -44,7 +48,8 @@ inline constexpr std::size_t max_stop_strings = 16;
 inline constexpr std::size_t max_json_depth = 64;  // nested arrays/objects in a request body
 
 // Throws api_error (400) for malformed JSON, invalid UTF-8, wrong types, missing fields, values
-// out of range (sampling_params::validate), unsupported options (n > 1, logprobs, tools, ...).
+// out of range (sampling_params::validate), unsupported options (n > 1, logprobs, ...), a schema
+// keyword the grammar compiler does not support (response_format, tools).
 openai_request parse_openai_request(api_kind kind, std::string_view body);
 
 }  // namespace gemmaforge::serve

@@ -22,6 +22,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include <gemmaforge/grammar/token_trie.hpp>
+
 #include "http_transport.hpp"
 #include "metrics.hpp"
 #include "openai_request.hpp"
@@ -63,6 +65,7 @@ class openai_server {
     request_handle h;
     std::shared_ptr<inflight_guard> guard;
     response_meta meta;
+    bool tools = false;  // the answer may be a tool call (tool_calls.hpp)
     bool finished = false;
     std::atomic<bool> client_left{false};
   };
@@ -98,6 +101,9 @@ class openai_server {
   // Longest input, in bytes, one token can stand for: a prompt longer than the context times this
   // cannot fit and is refused before it is tokenized.
   std::size_t max_token_bytes_ = 0;
+  // The vocabulary as a byte trie for grammar-constrained decoding (grammar/token_trie.hpp),
+  // built once in set_engine().
+  std::shared_ptr<const grammar::token_trie> trie_;
   std::atomic<bool> trim_pending_{false};
 
   std::mutex work_mutex_;

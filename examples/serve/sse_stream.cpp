@@ -68,7 +68,7 @@ std::string sse_stream::pull(bool& last) {
   token_channel::batch b;
   if (!channel_->take(b)) return out;
   tokens_seen_ = b.tokens;
-  if (!b.text.empty()) out += sse_event(chunk_body(meta_, b.text));
+  if (!b.text.empty()) out += tools_ ? tools_->on_text(b.text) : sse_event(chunk_body(meta_, b.text));
   if (!b.finished) return out;
 
   // The callback's final event comes just before the engine marks the request done.
@@ -76,7 +76,9 @@ std::string sse_stream::pull(bool& last) {
   stream_outcome o;
   o.reason = b.reason;
   if (b.reason == finish_reason::stop || b.reason == finish_reason::length) {
-    out += sse_event(chunk_body(meta_, {}, to_string(b.reason)));
+    std::string finish(to_string(b.reason));
+    if (tools_) out += tools_->on_finish(finish);
+    out += sse_event(chunk_body(meta_, {}, finish));
     if (include_usage_)
       out += sse_event(usage_chunk_body(meta_, {handle_->prompt_tokens(), handle_->completion_tokens(), handle_->reused_tokens()}));
   } else {

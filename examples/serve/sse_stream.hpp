@@ -21,6 +21,7 @@
 #include <gemmaforge/runtime/request.hpp>
 
 #include "openai_response.hpp"
+#include "tool_calls.hpp"
 
 namespace gemmaforge::serve {
 
@@ -67,6 +68,8 @@ class sse_stream {
   std::string pull(bool& last);
   // The transport saw the client go (EOF, reset, a write that failed or timed out).
   void client_gone();
+  // A request with tools: its text goes through the tool_stream (content, then tool_calls deltas).
+  void set_tools(std::shared_ptr<tool_stream> t) { tools_ = std::move(t); }
 
  private:
   void end(stream_outcome o);
@@ -76,6 +79,7 @@ class sse_stream {
   std::shared_ptr<token_channel> channel_;
   bool include_usage_ = false;
   std::function<void(const stream_outcome&)> on_end_;
+  std::shared_ptr<tool_stream> tools_;
   std::int32_t tokens_seen_ = 0;
   bool started_ = false, ended_ = false;
 };

@@ -6,7 +6,9 @@
 # The request parser alone (no HTTP server, no model): replays the fuzz corpus and past crashes.
 if(GF_HAVE_JSON)
   add_executable(gemmaforge_serve_request_tests "${CMAKE_CURRENT_LIST_DIR}/openai_request_test.cpp"
-                 "${PROJECT_SOURCE_DIR}/examples/serve/openai_request.cpp" "${CMAKE_CURRENT_LIST_DIR}/../support/catch_main.cpp")
+                 "${PROJECT_SOURCE_DIR}/examples/serve/openai_request.cpp" "${PROJECT_SOURCE_DIR}/examples/serve/structured_output.cpp"
+                 "${PROJECT_SOURCE_DIR}/examples/serve/tool_calls.cpp" "${PROJECT_SOURCE_DIR}/examples/serve/openai_response.cpp"
+                 "${CMAKE_CURRENT_LIST_DIR}/../support/catch_main.cpp")
   target_link_libraries(gemmaforge_serve_request_tests PRIVATE gemmaforge Catch2::Catch2 nlohmann_json::nlohmann_json)
   target_include_directories(gemmaforge_serve_request_tests PRIVATE "${PROJECT_SOURCE_DIR}/tests" "${PROJECT_SOURCE_DIR}/examples/serve")
   target_compile_definitions(gemmaforge_serve_request_tests PRIVATE GF_TEST_DATA_DIR="${GF_TEST_DATA_DIR}")

@@ -17,6 +17,7 @@
 #include <gemmaforge/grammar/matcher.hpp>
 #include <gemmaforge/grammar/token_mask.hpp>
 #include <gemmaforge/grammar/token_trie.hpp>
+#include <gemmaforge/grammar/tool_call_grammar.hpp>
 
 #include "support/json_schema_check.hpp"
 
@@ -184,6 +185,22 @@ TEST_CASE("grammar: unsupported keywords are named", "[grammar][cpu]") {
     CHECK(std::string(e.what()).find("'pattern'") != std::string::npos);
     CHECK(e.path() == "#/properties/a/pattern");
   }
+}
+
+TEST_CASE("grammar: a tool call's name selects its arguments' schema", "[grammar][cpu]") {
+  const auto weather = compile(R"({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"], "additionalProperties": false})");
+  const auto add = compile(R"({"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}}, "required": ["a", "b"], "additionalProperties": false})");
+  const auto g = gg::tool_call_grammar({{"get_weather", &weather}, {"add", &add}});
+  CHECK(accepts(g, R"({"name": "get_weather", "arguments": {"city": "Paris"}})"));
+  CHECK(accepts(g, R"({"name": "add", "arguments":{"a": 1, "b": 2}})"));
+  CHECK_FALSE(prefix_ok(g, R"({"name": "add", "arguments": {"city")"));
+  CHECK_FALSE(prefix_ok(g, R"({"name": "get_weather", "arguments": {"a")"));
+  CHECK_FALSE(prefix_ok(g, R"({"name": "sub")"));
+  CHECK_FALSE(accepts(g, R"({"name": "add", "arguments": {"a": 1, "b": 2})"));
+  const gg::framed_matcher fenced(g, "```tool_call\n", "\n```");
+  auto s = fenced.start();
+  REQUIRE(fenced.feed_all(s, "```tool_call\n{\"name\": \"add\", \"arguments\": {\"a\": 1, \"b\": 22}}\n```"));
+  CHECK(fenced.complete(s));
 }
 
 // ------------------------------------------------------------------- the mask, by brute force

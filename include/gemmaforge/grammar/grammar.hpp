@@ -44,6 +44,10 @@ struct node {
   std::int32_t first_literal = 0, n_literals = 0;
   // choice: alternative node per first byte (-1 = none)
   std::int32_t first_byte_table = -1;
+  // literals: when >= 0, literal i does not end the value but continues as the declared object
+  // continuations[first_continuation + i], its first key already read (the literal's text ends
+  // with that key): how a tool call's name selects its arguments' schema (tool_call_grammar.hpp).
+  std::int32_t first_continuation = -1;
 };
 
 struct compiled_grammar {
@@ -51,6 +55,7 @@ struct compiled_grammar {
   std::vector<property> properties;
   std::vector<std::string> literals;  // exact JSON texts
   std::vector<std::array<std::int32_t, 256>> first_byte_tables;
+  std::vector<std::int32_t> continuations;
   std::int32_t root = -1;
 
   // Suffix of required-ness: next_required[first_property + i] = index (within the object) of the
@@ -71,6 +76,33 @@ struct compiled_grammar {
   std::int32_t first_required_from(const node& n, std::int32_t i) const {
     return i >= n.n_properties ? n.n_properties : next_required[std::size_t(n.first_property + i)];
   }
+  // Copies `src` into this grammar; returns its root's index here.
+  std::int32_t append(const compiled_grammar& src) {
+    const auto nodes0 = std::int32_t(nodes.size()), props0 = std::int32_t(properties.size()),
+               lits0 = std::int32_t(literals.size()), tables0 = std::int32_t(first_byte_tables.size()),
+               conts0 = std::int32_t(continuations.size());
+    for (node n : src.nodes) {
+      if (n.kind == node_kind::object) n.first_property += n.any_keys ? nodes0 : props0;
+      if (n.items >= 0) n.items += nodes0;
+      n.first_literal += lits0;
+      if (n.first_byte_table >= 0) n.first_byte_table += tables0;
+      if (n.first_continuation >= 0) n.first_continuation += conts0;
+      nodes.push_back(n);
+    }
+    for (property p : src.properties) {
+      p.value += nodes0;
+      properties.push_back(std::move(p));
+    }
+    literals.insert(literals.end(), src.literals.begin(), src.literals.end());
+    for (auto t : src.first_byte_tables) {
+      for (auto& e : t)
+        if (e >= 0) e += nodes0;
+      first_byte_tables.push_back(t);
+    }
+    for (auto c : src.continuations) continuations.push_back(c + nodes0);
+    return src.root + nodes0;
+  }
+
   std::uint64_t bytes() const {
     std::uint64_t b = nodes.size() * sizeof(node) + first_byte_tables.size() * sizeof(first_byte_tables[0]) +
                       next_required.size() * sizeof(std::int32_t);

@@ -3,10 +3,11 @@
 // grammar, a framed_matcher and the shared token trie.
 //
 // Memory per request, allocated here (before submit) and never in a step: the matcher state
-// (sizeof(framed_state), ~0.4 KiB: max_depth frames) and the mask scratch (mask_work_bytes: one
-// framed_state per byte of the longest token plus a bit per token: ~62 KiB for Gemma 3's 262,144
-// tokens whose longest decodes to 31 bytes... see request_bytes()). The compiled grammar is
-// shared by the request's copies; the trie by every request.
+// (sizeof(framed_state): max_depth frames of 16 bytes, ~0.5 KiB) and the mask scratch
+// (mask_work_bytes: one framed_state per byte of the longest token, plus a bit per token; for
+// Gemma 3's 262,144 tokens request_bytes() is logged at start-up). The compiled grammar is shared
+// with the parsed request; the trie by every request.
+#include <limits>
 #include <memory>
 #include <span>
 #include <string>
@@ -33,6 +34,8 @@ class grammar_constraint final : public token_constraint {
     if (broken_) return;
     allowed_tokens(m_, state_, *trie_, work_);
     apply_mask(logits, std::min(vocab, trie_->vocab()), work_, m_.accepting(state_), end_ids);
+    // Rows wider than the tokenizer's vocabulary (padded embeddings): those ids are never text.
+    for (std::int32_t i = trie_->vocab(); i < vocab; ++i) logits[i] = -std::numeric_limits<float>::infinity();
   }
 
   void accept(std::int32_t token) override {

@@ -159,7 +159,8 @@ class matcher {
     switch (n.kind) {
       case node_kind::number:
       case node_kind::integer: return t.state == n_zero || t.state == n_int || t.state == n_frac || t.state == n_exp;
-      case node_kind::literals: return t.state == l_in && std::int32_t(g_.literals[std::size_t(t.a)].size()) == t.b;
+      case node_kind::literals:
+        return t.state == l_in && std::int32_t(g_.literals[std::size_t(t.a)].size()) == t.b && n.first_continuation < 0;
       default: return false;
     }
   }
@@ -362,15 +363,27 @@ class matcher {
       if (l.size() > pos && std::uint8_t(l[pos]) == c && (p == t.a || std::memcmp(l.data(), cur.data(), pos) == 0)) {
         t.a = p;
         t.b = std::int32_t(pos + 1);
-        if (l.size() == pos + 1 && !longer_candidate(t, end_lit)) --s.depth;  // nothing can follow: close now
+        if (l.size() == pos + 1 && !longer_candidate(t, end_lit)) end_literal(s, t, n);  // nothing can follow: close now
         return step::ok;
       }
     }
     if (pos > 0 && cur.size() == pos) {  // a complete literal that another one extends: it ends here
-      --s.depth;
+      end_literal(s, t, n);
       return step::redo;
     }
     return step::fail;
+  }
+
+  void end_literal(matcher_state& s, frame& t, const node& n) const {
+    if (n.first_continuation < 0) {
+      --s.depth;
+      return;
+    }
+    const std::int32_t next = g_.continuations[std::size_t(n.first_continuation + t.a - n.first_literal)];
+    t = frame{};
+    t.node = next;
+    t.state = o_colon;  // the object's first key was the literal's end
+    t.a = 0;
   }
 
   bool longer_candidate(const frame& t, std::int32_t end_lit) const {
