@@ -38,6 +38,8 @@ function(gf_serve_test name script)
 endfunction()
 
 gf_serve_test(openai_client client_openai.py --api-key test-key-123 --max-batch 4)
+# Issue 17: response_format (json_schema, json_object) and tools, validated with jsonschema.
+gf_serve_test(structured client_structured.py --max-batch 2)
 gf_serve_test(bad_input client_bad_input.py --ctx-size 256 --max-body-bytes 65536)
 gf_serve_test(disconnect client_disconnect.py --max-batch 2)
 gf_serve_test(queue_full client_queue_full.py --max-batch 1 --max-queue 1)
