@@ -33,7 +33,7 @@ std::vector<std::string> tiny_vocab() {
                           "true", "false", "null", "x", "yz", "\"}", "\n", "\\", "n", "\"a\": ", "\"b\": [", "a", "b", "t", "r", "u", "e"};
   std::size_t i = 3;
   for (const char* p : pieces) v[i++] = p;
-  for (; i < v.size(); ++i) v[i] = "w" + std::to_string(i);
+  for (; i < v.size(); ++i) v[i] = std::to_string(i).insert(0, 1, 'w');  // not "w" + std::string&&: GCC 12 -Wrestrict
   return v;
 }
 

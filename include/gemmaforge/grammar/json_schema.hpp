@@ -205,7 +205,16 @@ class schema_compiler {
 
   static void no_keywords(const json& s, const std::string& path, const std::string& type, std::initializer_list<const char*> kws) {
     for (const char* k : kws)
-      if (s.contains(k)) fail(k, path + "/" + k, "'" + std::string(k) + "' does not apply to type " + type + " at " + where(path));
+      if (s.contains(k)) {
+        // Appends, not "literal" + std::string&&: GCC 12's false -Wrestrict (see io/weight_binding.hpp).
+        std::string msg = "'";
+        msg += k;
+        msg += "' does not apply to type ";
+        msg += type;
+        msg += " at ";
+        msg += where(path);
+        fail(k, path + "/" + k, msg);
+      }
   }
 
   std::int32_t compile_type(const json& s, const std::string& type, const std::string& path, int depth) {
