@@ -5,7 +5,7 @@
 # line in its log. They skip (77) only when the Python package openai is missing.
 # The request parser alone (no HTTP server, no model): replays the fuzz corpus and past crashes.
 if(GF_HAVE_JSON)
-  add_executable(gemmaforge_serve_request_tests "${CMAKE_CURRENT_LIST_DIR}/openai_request_test.cpp"
+  add_executable(gemmaforge_serve_request_tests "${CMAKE_CURRENT_LIST_DIR}/openai_request_test.cpp" "${CMAKE_CURRENT_LIST_DIR}/tool_calls_test.cpp"
                  "${PROJECT_SOURCE_DIR}/examples/serve/openai_request.cpp" "${PROJECT_SOURCE_DIR}/examples/serve/structured_output.cpp"
                  "${PROJECT_SOURCE_DIR}/examples/serve/tool_calls.cpp" "${PROJECT_SOURCE_DIR}/examples/serve/openai_response.cpp"
                  "${CMAKE_CURRENT_LIST_DIR}/../support/catch_main.cpp")
