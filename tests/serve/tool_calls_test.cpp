@@ -42,7 +42,7 @@ std::vector<json> events(const std::string& sse) {
 }
 }  // namespace
 
-TEST_CASE("serve: response_format and tools are parsed, bad ones refused naming the field", "[serve][grammar]") {
+TEST_CASE("serve: response_format and tools are parsed and bad ones refused naming the field", "[serve][grammar]") {
   CHECK(chat("")
             .response_format.type == gs::structured_output::format::text);
   CHECK(chat(R"(, "response_format": {"type": "json_object"})").response_format.grammar != nullptr);
@@ -89,7 +89,7 @@ TEST_CASE("serve: the tool prompt and a tool round trip in the history", "[serve
   CHECK(plain.messages.size() == 1);
 }
 
-TEST_CASE("serve: a tool call is extracted and streamed as OpenAI streams it, however the text is split", "[serve][grammar]") {
+TEST_CASE("serve: a tool call is extracted and streamed as OpenAI streams it however the text is split", "[serve][grammar]") {
   const std::string text = "Let me check.\n```tool_call\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris \\\"Ville\\\" {x}\"}}\n```";
   const auto call = gs::extract_tool_call(text);
   REQUIRE(call.found);

@@ -84,7 +84,7 @@ TEST_CASE("grammar: primitive types", "[grammar][cpu]") {
   CHECK_FALSE(prefix_ok(n, "nul1"));
 }
 
-TEST_CASE("grammar: objects, required, additionalProperties, nesting", "[grammar][cpu]") {
+TEST_CASE("grammar: objects with required and optional properties and nesting", "[grammar][cpu]") {
   const auto g = compile(R"({"type": "object", "additionalProperties": false, "required": ["name", "age"],
     "properties": {"name": {"type": "string"}, "nick": {"type": "string"}, "age": {"type": "integer"},
                    "address": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"],
@@ -109,7 +109,7 @@ TEST_CASE("grammar: objects, required, additionalProperties, nesting", "[grammar
   CHECK_FALSE(prefix_ok(closed_empty, R"({")"));
 }
 
-TEST_CASE("grammar: arrays, minItems, maxItems", "[grammar][cpu]") {
+TEST_CASE("grammar: arrays with minItems and maxItems", "[grammar][cpu]") {
   const auto g = compile(R"({"type": "array", "items": {"type": "integer"}, "minItems": 1, "maxItems": 3})");
   CHECK(accepts(g, "[1]"));
   CHECK(accepts(g, "[1, 2, 3]"));
@@ -135,7 +135,7 @@ TEST_CASE("grammar: enum and const", "[grammar][cpu]") {
   CHECK_FALSE(prefix_ok(c, R"({"a": [1,2]})"));  // const is matched as its exact JSON text
 }
 
-TEST_CASE("grammar: anyOf, type lists, $defs and recursive $ref", "[grammar][cpu]") {
+TEST_CASE("grammar: anyOf and type lists and recursive $ref into $defs", "[grammar][cpu]") {
   const auto nullable = compile(R"({"type": ["string", "null"]})");
   CHECK(accepts(nullable, R"("x")"));
   CHECK(accepts(nullable, "null"));
@@ -279,7 +279,7 @@ TEST_CASE("grammar: apply_mask keeps end ids only where the output may end", "[g
   CHECK(logits[6] == 1.0f);
 }
 
-TEST_CASE("grammar: framed matcher for tool calls (opener, value, closer; free text first)", "[grammar][cpu]") {
+TEST_CASE("grammar: framed matcher for tool calls with opener and closer or free text first", "[grammar][cpu]") {
   const auto g = compile(R"({"type": "object", "properties": {"x": {"type": "integer"}}, "required": ["x"], "additionalProperties": false})");
   const gg::framed_matcher fenced(g, "```json\n", "\n```");
   auto s = fenced.start();
