@@ -177,23 +177,22 @@ void parse_messages(const fields& f, openai_request& r) {
     if (role_it == m.end() || !role_it->is_string()) throw invalid_request("'" + where + ".role' must be a string", "messages");
     std::string role = role_it->get<std::string>();
     if (role == "developer") role = "system";  // OpenAI's newer name for the system role
-    if (role != "system" && role != "user" && role != "assistant")
-      throw invalid_request("'" + where + ".role' is " + quote_for_message(role) + ": expected system, user or assistant",
+    if (role != "system" && role != "user" && role != "assistant" && role != "tool")
+      throw invalid_request("'" + where + ".role' is " + quote_for_message(role) + ": expected system, user, assistant or tool",
                             "messages", "invalid_role");
+    if (role == "tool" || (role == "assistant" && m.contains("tool_calls") && !m["tool_calls"].is_null())) {
+      r.messages.push_back(tool_history_message(m, i, role, message_content(m, i, role == "tool" ? "user" : role)));
+      r.tools.history = true;
+      continue;
+    }
     r.messages.push_back(chat_message{role, message_content(m, i, role)});
   }
 }
 
 void reject_unsupported(const fields& f) {
   if (const auto s = f.string("suffix"); s && !s->empty()) throw invalid_request("suffix is not supported by this server", "suffix");
-  for (const char* name : {"tools", "functions"})
-    if (const json* t = f.get(name); t && !(t->is_array() && t->empty()))
-      throw invalid_request(std::string(name) + " are not supported by this server (no function calling)", name);
-  if (const json* rf = f.get("response_format")) {
-    const auto type = rf->is_object() ? rf->find("type") : rf->end();
-    if (!rf->is_object() || type == rf->end() || *type != "text")
-      throw invalid_request("response_format: only {\"type\": \"text\"} is supported", "response_format");
-  }
+  if (const json* t = f.get("functions"); t && !(t->is_array() && t->empty()))
+    throw invalid_request("functions (the deprecated form) are not supported: send tools", "functions");
 }
 
 void parse_sampling(const fields& f, openai_request& r) {
@@ -328,6 +327,21 @@ void parse_logit_bias(const fields& f, openai_request& r) {
   }
 }
 
+// response_format and tools compile schemas, whose property order is the order the output is
+// written in: they are read from an order-keeping parse of the body.
+void parse_constraints(const json& doc, std::string_view body, openai_request& r) {
+  const bool has_rf = doc.contains("response_format") && !doc["response_format"].is_null();
+  const bool has_tools = (doc.contains("tools") && !doc["tools"].is_null()) || (doc.contains("tool_choice") && !doc["tool_choice"].is_null());
+  if (!has_rf && !has_tools) return;
+  if (has_tools && r.kind != api_kind::chat) throw invalid_request("tools are supported by /v1/chat/completions only", "tools");
+  const auto od = nlohmann::ordered_json::parse(body);
+  if (has_rf) r.response_format = parse_response_format(&od["response_format"]);
+  if (has_tools) r.tools = parse_tools(od);
+  if (r.tools.active() && r.response_format.grammar)
+    throw invalid_request("response_format and tools cannot both constrain one response: send tool_choice \"none\" or no response_format",
+                          "response_format");
+}
+
 }  // namespace
 
 openai_request parse_openai_request(api_kind kind, std::string_view body) {
@@ -360,8 +374,10 @@ openai_request parse_openai_request(api_kind kind, std::string_view body) {
   r.kind = kind;
   if (auto m = f.string("model")) r.model = *m;
   reject_unsupported(f);
+  parse_constraints(doc, body, r);
   if (kind == api_kind::completion) parse_prompt(f, r);
   else parse_messages(f, r);
+  if (kind == api_kind::chat) render_tool_prompt(r.tools, r.messages);
 
   const auto mct = f.integer("max_completion_tokens");
   const auto mt = f.integer("max_tokens");
@@ -385,6 +401,10 @@ openai_request parse_openai_request(api_kind kind, std::string_view body) {
   parse_choices(f, r);
   parse_logprobs(f, r);
   parse_logit_bias(f, r);
+  // A tool call is streamed and parsed as one choice of text (tool_calls.hpp).
+  if (r.tools.active() && (r.best_of > 1 || r.logprobs >= 0))
+    throw invalid_request("tools are answered as one choice without logprobs: send n = 1 and no logprobs with tools",
+                          r.best_of > 1 ? "n" : "logprobs");
   return r;
 }
 

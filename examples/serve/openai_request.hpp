@@ -13,6 +13,8 @@
 #include <gemmaforge/tokenizer/chat_template.hpp>
 
 #include "api_error.hpp"
+#include "structured_output.hpp"
+#include "tool_calls.hpp"
 
 namespace gemmaforge::serve {
 
@@ -46,6 +48,8 @@ struct openai_request {
   std::int32_t logprobs = -1;
   bool echo = false;                        // completions: the prompt precedes each choice's text
   // logit_bias (parse_logit_bias) goes to sampling.logit_bias.
+  structured_output response_format;        // json_object / json_schema (structured_output.hpp)
+  tool_request tools;                       // chat: tools + tool_choice (tool_calls.hpp)
 };
 
 // Limits that are not the model's: kept small so a request cannot make the server do unbounded
@@ -56,7 +60,8 @@ inline constexpr std::int32_t max_choices = 16;     // n and best_of (each choic
 inline constexpr std::int32_t max_completion_logprobs = 5;  // legacy completions' logprobs, as OpenAI
 
 // Throws api_error (400) for malformed JSON, invalid UTF-8, wrong types, missing fields, values
-// out of range (sampling_params::validate), unsupported options (suffix, tools, ...).
+// out of range (sampling_params::validate), unsupported options (suffix, ...), a schema
+// keyword the grammar compiler does not support (response_format, tools).
 openai_request parse_openai_request(api_kind kind, std::string_view body);
 
 }  // namespace gemmaforge::serve

@@ -12,6 +12,7 @@
 #include "chat_page.hpp"
 #include <gemmaforge/io/utf8.hpp>
 #include <gemmaforge/runtime/logprobs.hpp>
+#include <gemmaforge/grammar/grammar_constraint.hpp>
 
 #include "openai_response.hpp"
 #include "sse_stream.hpp"
@@ -44,6 +45,19 @@ bool constant_time_equal(std::string_view a, std::string_view b) {
   unsigned char diff = a.size() == b.size() ? 0 : 1;
   for (std::size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i % std::max<std::size_t>(b.size(), 1)]);
   return diff == 0;
+}
+
+// Built once at start-up; its size is logged, and so is what each constrained request adds.
+std::shared_ptr<const grammar::token_trie> build_token_trie(const tokenizer& t) {
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<std::string> bytes(std::size_t(t.vocab_size()));
+  for (int id = 0; id < t.vocab_size(); ++id) bytes[std::size_t(id)] = std::string(t.token_bytes(id));
+  auto trie = std::make_shared<const grammar::token_trie>(bytes);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::fprintf(stderr, "info: grammar: token trie of %d tokens: %.1f MiB (%zu + %zu nodes), built in %.2f s; %.1f KiB per constrained request\n",
+               trie->vocab(), double(trie->bytes()) / (1 << 20), trie->all().size(), trie->not_plain().size(), secs,
+               double(grammar::grammar_constraint::request_bytes(*trie)) / 1024);
+  return trie;
 }
 
 }  // namespace
@@ -124,6 +138,7 @@ void openai_server::set_engine(programs::program_engine* engine) {
     // piece for one byte, a special token for its text.
     for (int id = 0; id < t.vocab_size(); ++id) m = std::max(m, t.piece(id).size());
     max_token_bytes_ = m;
+    trie_ = build_token_trie(t);
   }
   engine_.store(engine, std::memory_order_release);
   sampler_ = std::thread([this, engine] {
@@ -291,6 +306,7 @@ generation_request openai_server::build_request(const openai_request& r, program
   g.stop.stop_strings = r.stop;
   g.stop.ignore_eos = r.ignore_eos;
   g.sampling = r.sampling;
+  g.constraint = make_constraint(r, trie_);
   return g;
 }
 
@@ -354,6 +370,7 @@ std::vector<request_handle> openai_server::submit_choices(programs::program_engi
     gi.sampling.seed = choice_seed(g.sampling.seed, i);
     gi.logprobs = lp;
     if (i > 0) gi.on_prompt_logits = nullptr;
+    if (i > 0 && g.constraint) gi.constraint = make_constraint(r, trie_);  // each choice its own matcher state
     gi.on_token = callback_for(i);
     rs.push_back(std::move(gi));
   }
@@ -449,6 +466,7 @@ void openai_server::handle_generate(api_kind kind, const std::shared_ptr<exchang
       // The stream sends echo's prompt (and its logprobs, complete once the first token exists)
       // with each choice's first tokens; the pull function below keeps prompt_log alive.
       auto stream = std::make_shared<sse_stream>(meta, std::move(choices), std::move(so), std::move(on_end));
+      if (r.tools.active()) stream->set_tools(std::make_shared<tool_stream>(meta, r.tools.mode == tool_request::choice::automatic));
       x->on_client_gone([stream] { stream->client_gone(); });
       http_response head;
       head.content_type = "text/event-stream";
@@ -468,6 +486,7 @@ void openai_server::handle_generate(api_kind kind, const std::shared_ptr<exchang
     st->x = x;
     st->guard = guard;
     st->meta = meta;
+    st->tools = r.tools.active();
     st->n = r.n;
     st->logprobs = r.logprobs >= 0;
     st->echo = echo;
@@ -571,7 +590,10 @@ void openai_server::answer(pending_answer& st) {
       choices.push_back(std::move(o));
     }
     http_response res;
-    res.body = completion_body(st.meta, choices, u);
+    // tools: one choice (openai_request.cpp refuses n > 1 with tools), answered as a call when the
+    // model wrote one.
+    const tool_call_result call = st.tools ? extract_tool_call(hs.front()->text()) : tool_call_result{};
+    res.body = call.found ? tool_call_body(st.meta, call, u) : completion_body(st.meta, choices, u);
     x->respond(std::move(res));
   }
   st.guard.reset();

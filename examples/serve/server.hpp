@@ -22,6 +22,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include <gemmaforge/grammar/token_trie.hpp>
+
 #include "http_transport.hpp"
 #include "logprobs_json.hpp"
 #include "metrics.hpp"
@@ -69,6 +71,7 @@ class openai_server {
     response_meta meta;
     std::int32_t finished = 0;       // choices whose final event came
     bool submitted = false;          // hs is set
+    bool tools = false;              // the answer may be a tool call (tool_calls.hpp)
     std::atomic<bool> client_left{false};
     std::int32_t n = 1;              // choices returned (the best n of hs by cumulative logprob)
     bool logprobs = false;           // asked for (else logs only rank best_of)
@@ -112,6 +115,9 @@ class openai_server {
   // Longest input, in bytes, one token can stand for: a prompt longer than the context times this
   // cannot fit and is refused before it is tokenized.
   std::size_t max_token_bytes_ = 0;
+  // The vocabulary as a byte trie for grammar-constrained decoding (grammar/token_trie.hpp),
+  // built once in set_engine().
+  std::shared_ptr<const grammar::token_trie> trie_;
   std::atomic<bool> trim_pending_{false};
 
   std::mutex work_mutex_;

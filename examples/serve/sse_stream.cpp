@@ -109,7 +109,11 @@ std::string sse_stream::pull(bool& last) {
       c.text_offset += opts_.echo.size();
     }
     const bool has_lp = opts_.logprobs && opts_.tok && b.logprobs.size() > 0;
-    if (!b.text.empty() || has_lp) {
+    if (tools_) {
+      // A request with tools has one choice and no logprobs (openai_request.cpp): its text goes
+      // through the tool_stream (content, then tool_calls deltas).
+      if (!b.text.empty()) out += tools_->on_text(b.text);
+    } else if (!b.text.empty() || has_lp) {
       nlohmann::ordered_json lp;
       if (has_lp)
         lp = chat ? chat_logprobs_json(b.logprobs, 0, b.logprobs.size(), *opts_.tok)
@@ -125,7 +129,9 @@ std::string sse_stream::pull(bool& last) {
     c.handle->wait();
     c.finished = true;
     if (b.reason == finish_reason::stop || b.reason == finish_reason::length) {
-      out += sse_event(chunk_body(meta_, std::int32_t(i), {}, to_string(b.reason), false, nullptr));
+      std::string finish(to_string(b.reason));
+      if (tools_) out += tools_->on_finish(finish);
+      out += sse_event(chunk_body(meta_, std::int32_t(i), {}, finish, false, nullptr));
       continue;
     }
     // Cancelled by the server (shutdown) or failed in the engine: an error event, which the

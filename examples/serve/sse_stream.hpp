@@ -26,6 +26,7 @@
 
 #include "logprobs_json.hpp"
 #include "openai_response.hpp"
+#include "tool_calls.hpp"
 
 namespace gemmaforge::serve {
 
@@ -96,6 +97,8 @@ class sse_stream {
   std::string pull(bool& last);
   // The transport saw the client go (EOF, reset, a write that failed or timed out).
   void client_gone();
+  // A request with tools: its text goes through the tool_stream (content, then tool_calls deltas).
+  void set_tools(std::shared_ptr<tool_stream> t) { tools_ = std::move(t); }
 
  private:
   void end(stream_outcome o);
@@ -107,6 +110,7 @@ class sse_stream {
   std::vector<stream_choice> choices_;
   stream_options opts_;
   std::function<void(const stream_outcome&)> on_end_;
+  std::shared_ptr<tool_stream> tools_;
   bool started_ = false, ended_ = false;
 };
 

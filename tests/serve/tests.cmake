@@ -5,8 +5,10 @@
 # line in its log. They skip (77) only when the Python package openai is missing.
 # The request parser alone (no HTTP server, no model): replays the fuzz corpus and past crashes.
 if(GF_HAVE_JSON)
-  add_executable(gemmaforge_serve_request_tests "${CMAKE_CURRENT_LIST_DIR}/openai_request_test.cpp"
-                 "${PROJECT_SOURCE_DIR}/examples/serve/openai_request.cpp" "${CMAKE_CURRENT_LIST_DIR}/../support/catch_main.cpp")
+  add_executable(gemmaforge_serve_request_tests "${CMAKE_CURRENT_LIST_DIR}/openai_request_test.cpp" "${CMAKE_CURRENT_LIST_DIR}/tool_calls_test.cpp"
+                 "${PROJECT_SOURCE_DIR}/examples/serve/openai_request.cpp" "${PROJECT_SOURCE_DIR}/examples/serve/structured_output.cpp"
+                 "${PROJECT_SOURCE_DIR}/examples/serve/tool_calls.cpp" "${PROJECT_SOURCE_DIR}/examples/serve/openai_response.cpp"
+                 "${CMAKE_CURRENT_LIST_DIR}/../support/catch_main.cpp")
   target_link_libraries(gemmaforge_serve_request_tests PRIVATE gemmaforge Catch2::Catch2 nlohmann_json::nlohmann_json)
   target_include_directories(gemmaforge_serve_request_tests PRIVATE "${PROJECT_SOURCE_DIR}/tests" "${PROJECT_SOURCE_DIR}/examples/serve")
   target_compile_definitions(gemmaforge_serve_request_tests PRIVATE GF_TEST_DATA_DIR="${GF_TEST_DATA_DIR}")
@@ -36,6 +38,8 @@ function(gf_serve_test name script)
 endfunction()
 
 gf_serve_test(openai_client client_openai.py --api-key test-key-123 --max-batch 4)
+# Issue 17: response_format (json_schema, json_object) and tools, validated with jsonschema.
+gf_serve_test(structured client_structured.py --max-batch 2)
 gf_serve_test(bad_input client_bad_input.py --ctx-size 256 --max-body-bytes 65536)
 gf_serve_test(disconnect client_disconnect.py --max-batch 2)
 gf_serve_test(queue_full client_queue_full.py --max-batch 1 --max-queue 1)

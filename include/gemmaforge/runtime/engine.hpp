@@ -502,8 +502,10 @@ class basic_engine {
         release_and_finish(r, finish_reason::length);
         continue;
       }
+      if (r.req.constraint) r.req.constraint->mask(lr, Model::vocab, cfg_.stop_ids);
       const auto token = sample_token(lr, Model::vocab, r.tokens_.data(), std::int32_t(r.tokens_.size()), r.req.sampling,
                                       r.output_.size(), sampler_scratch{sample_probs_, sample_ids_});
+      if (r.req.constraint) r.req.constraint->accept(token);
       if (r.output_.empty()) r.timings_.first_token = now;
       r.output_.push_back(token);
       r.tokens_.push_back(token);

@@ -16,6 +16,7 @@
 #include <gemmaforge/runtime/sampling_params.hpp>
 #include <gemmaforge/runtime/stop_matcher.hpp>
 #include <gemmaforge/runtime/text_stream.hpp>
+#include <gemmaforge/runtime/token_constraint.hpp>
 
 namespace gemmaforge {
 
@@ -61,6 +62,9 @@ struct generation_request {
   // a prefill chunk at its last full KV block and caches it, so later requests skip it.
   std::int32_t shared_prefix = 0;
   token_callback on_token;           // called on the engine thread; keep it short
+  // Restricts the tokens sampled (structured output, tool calls): masks each logits row right
+  // before sampling and sees each sampled token. Null = unconstrained.
+  std::shared_ptr<token_constraint> constraint;
   // Prompt scoring (perplexity): when set, the engine computes the logits of every prompt position
   // and calls this with each row in position order (row = logits predicting position + 1).
   // max_tokens may be 0: the request then ends after its prompt.
