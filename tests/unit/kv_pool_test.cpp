@@ -241,7 +241,7 @@ TEST_CASE("kv_pool: a longer chat history replaces the shorter entry it extends"
 
 // Groups (OpenAI's n): room for all of them is checked before the first is admitted, counting
 // what evicting prefix entries frees; a scored prompt can be admitted without the cached prefix.
-TEST_CASE("kv_pool: could_admit_together counts slots and evictable blocks; admit without reuse", "[cpu][kv]") {
+TEST_CASE("kv_pool: could_admit_together counts slots and evictable blocks, admit without reuse", "[cpu][kv]") {
   using M = gf::models::tiny_gemma1;
   pool_fixture<M, float> f({.block_tokens = 4, .global_blocks = 12, .max_batch = 3, .max_seq_len = 32, .prefix_slots = 2});
   auto& pool = f.pool;
