@@ -21,7 +21,7 @@ static_assert(tiny_gemma3::layers::kind(5) == gf::layer_kind::global && tiny_gem
 static_assert(tiny_gemma2::layers::kind(0) == gf::layer_kind::local && tiny_gemma2::layers::kind(3) == gf::layer_kind::global);
 static_assert(tiny_gemma1::layers::window == 0 && tiny_gemma1::kv_heads == 1);
 static_assert(gemma_3_270m::layers::index_in_kind(11) == 1);  // second global layer
-static_assert(!gemma_7b::post_norms && gemma_2_2b::post_norms && gemma_3_1b::qk_norm && !gemma_2_9b::qk_norm);
+static_assert(!gemma_7b::post_norms && gemma_2_2b::post_norms && gemma_3_1b::use_qk_norm && !gemma_2_9b::use_qk_norm);
 static_assert(gf::models::openchat_3_5_0106_gemma::param_count == gemma_7b::param_count);
 static_assert(gf::models::openchat_3_5_0106_gemma::chat == gf::chat_template::openchat);
 

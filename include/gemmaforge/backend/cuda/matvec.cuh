@@ -31,13 +31,15 @@
 #include <gemmaforge/backend/cuda/weight_load.cuh>
 #include <gemmaforge/core/error.hpp>
 #include <gemmaforge/core/format.hpp>
+#include <gemmaforge/core/matmul_precision.hpp>
 #include <gemmaforge/core/tensor.hpp>
 #include <gemmaforge/math/quant.hpp>
 #include <gemmaforge/math/reduce.hpp>
 
 namespace gemmaforge::cuda {
 
-enum class matmul_precision : std::uint8_t { int8_activations, exact };
+// core/matmul_precision.hpp; this backend runs int8_activations and exact (cuda_executor refuses int16).
+using gemmaforge::matmul_precision;
 
 template <int LanesPerThread, int RowsPerBlock, int Unroll>
 struct matvec_policy {
