@@ -15,6 +15,7 @@
 #include <gemmaforge/core/dtype.hpp>
 #include <gemmaforge/kv/kv_pool.hpp>
 #include <gemmaforge/math/embedding.hpp>
+#include <gemmaforge/model/model_traits.hpp>
 #include <gemmaforge/model/weights.hpp>
 #include <gemmaforge/runtime/step.hpp>
 
