@@ -83,7 +83,6 @@ struct tensor_spec {
   bool required = true;                // false: bound when the file has it, skipped when not
 
   constexpr bool is_vector() const { return shape[1] == 0; }
-  constexpr std::uint64_t elements() const { return shape[0] * (shape[1] == 0 ? 1 : shape[1]); }
 };
 
 // f(const tensor_spec&) for every tensor of Model, in file order: embedding, (untied head), final
