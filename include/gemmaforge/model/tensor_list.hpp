@@ -64,13 +64,18 @@ constexpr bool is_norm(tensor_role r) {
          r == tensor_role::k_norm;
 }
 
+// A pointer to a member of C of type T. Spelled through this alias because nvcc's host-side
+// rewrite of `T C::* name` adds parentheses that GCC then warns about (-Wparentheses).
+template <class T, class C>
+using member_ptr = T C::*;
+
 // Where a tensor lands in model_weights: a member of the whole-model part or of one layer's part.
 // Exactly one of the four is set, except for tensors the runtime never binds (an untied head).
 struct tensor_member {
-  weight_view global_weights::* model_matrix = nullptr;
-  const float* global_weights::* model_gain = nullptr;
-  weight_view layer_weights::* layer_matrix = nullptr;
-  const float* layer_weights::* layer_gain = nullptr;
+  member_ptr<weight_view, global_weights> model_matrix = nullptr;
+  member_ptr<const float*, global_weights> model_gain = nullptr;
+  member_ptr<weight_view, layer_weights> layer_matrix = nullptr;
+  member_ptr<const float*, layer_weights> layer_gain = nullptr;
 };
 
 struct tensor_spec {
@@ -93,10 +98,10 @@ constexpr void for_each_tensor(F&& f) {
   using lw = layer_weights;
   constexpr std::uint64_t V = Model::vocab, H = Model::hidden, Fd = Model::ffn, Q = Model::q_dim,
                           KV = Model::kv_dim, D = Model::head_dim;
-  auto model_matrix = [](weight_view gw::* m) { return tensor_member{.model_matrix = m}; };
-  auto model_gain = [](const float* gw::* m) { return tensor_member{.model_gain = m}; };
-  auto matrix = [](weight_view lw::* m) { return tensor_member{.layer_matrix = m}; };
-  auto gain = [](const float* lw::* m) { return tensor_member{.layer_gain = m}; };
+  auto model_matrix = [](member_ptr<weight_view, gw> m) { return tensor_member{.model_matrix = m}; };
+  auto model_gain = [](member_ptr<const float*, gw> m) { return tensor_member{.model_gain = m}; };
+  auto matrix = [](member_ptr<weight_view, lw> m) { return tensor_member{.layer_matrix = m}; };
+  auto gain = [](member_ptr<const float*, lw> m) { return tensor_member{.layer_gain = m}; };
 
   f(tensor_spec{tensor_role::embedding, -1, {V, H}, model_matrix(&gw::embedding), "token_embd.weight", "embed_tokens.weight"});
   if constexpr (!Model::tied_embedding)
