@@ -28,14 +28,15 @@ static_assert(gemma_7b::query_scale == gf::query_scale_type::sqrt_key_size &&
 static_assert(gemma_3_1b::post_norm == gf::post_norm_type::rms_norm && gemma_2b::post_norm == gf::post_norm_type::none);
 static_assert(gf::models::mistral_7b::activation == gf::activation_type::silu && !gf::models::mistral_7b::runnable &&
               gf::models::mistral_7b::rms_eps == 1e-5f && gemma_3_270m::rms_eps == 1e-6f);
+constexpr gf::model_traits qk_norm_without_post_norms{.post_norm = gf::post_norm_type::none, .use_qk_norm = true};
 struct gemma3_with_softcaps
     : gf::model_descriptor<gf::family::gemma3, gf::model_dims<512, 64, 128, 256>, gf::attention_shape<4, 1, 16>,
                            gf::interleaved_layers<6, 8, 6>, gf::rope_params<1000000, 10000>, 16, gf::softcaps<50, 30>,
-                           gf::chat_template::gemma,
-                           gf::model_traits{.post_norm = gf::post_norm_type::none, .use_qk_norm = true}> {
+                           gf::chat_template::gemma, qk_norm_without_post_norms> {
   static constexpr std::string_view name = "gemma3-with-softcaps";
 };
-static_assert(gemma3_with_softcaps::use_qk_norm && !gemma3_with_softcaps::post_norms && gemma3_with_softcaps::attn_softcap == 50);
+static_assert(gemma3_with_softcaps::use_qk_norm && !gemma3_with_softcaps::post_norms && gemma3_with_softcaps::attn_softcap == 50 &&
+              gf::model_descriptor_type<gemma3_with_softcaps> && !gemma3_with_softcaps::name.empty());
 static_assert(gf::models::openchat_3_5_0106_gemma::param_count == gemma_7b::param_count);
 static_assert(gf::models::openchat_3_5_0106_gemma::chat == gf::chat_template::openchat);
 

@@ -87,7 +87,6 @@ struct model_descriptor {
   static constexpr int window = Layers::window;  // 0 when every layer is global
 
   // ---- numerics (named traits: model/model_traits.hpp)
-  static constexpr model_traits traits = Traits;
   static constexpr post_norm_type post_norm = Traits.post_norm;
   static constexpr bool post_norms = Traits.post_norm != post_norm_type::none;
   static constexpr bool use_qk_norm = Traits.use_qk_norm;
