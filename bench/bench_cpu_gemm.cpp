@@ -161,7 +161,7 @@ void BM_gemm(benchmark::State& st) {
   const double tn = median(t_new);
   st.counters["speedup"] = median(ratio);
   st.counters["new_GFLOPs"] = flop / tn / 1e9;
-  const bool integer = cpu::matmul_uses_int8(f, prec);
+  const bool integer = cpu::matmul_uses_quantized_activations(f, prec);
   const double peak = cached_peak(integer, threads);
   if (peak > 0) {
     const double macs = flop / 2 * (prec == cpu::matmul_precision::int16_activations && integer ? 2 : 1);

@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """Golden fixtures for the tiny Gemma models, made by the reference implementation (HF transformers).
 
-Builds tiny_gemma{1,2,3} (include/gemmaforge/model/tiny.hpp) as random HF models, saves their
-weights (f32, and a bf16 copy) and records what HF computes from them: the logits at every position
+Builds tiny_gemma{1,2,3} (include/gemmaforge/model/tiny.hpp) and the test-only descriptors of
+tests/support/test_models.hpp as random HF models, saves their weights (f32, and for the three
+generations' tiny models a bf16 copy) and records what HF computes from them: the logits at every position
 of a fixed 32-token sequence, the hidden state after every layer, and a greedy continuation.
 Deterministic (fixed seeds, one CPU thread). Run from the repository root:
 
     python3 tools/make_golden.py                # writes tests/golden/tiny_gemma{1,2,3}{,_bf16}/
     python3 tools/make_golden.py --check        # regenerates in memory and compares to the files
+    python3 tools/make_golden.py --only KEY     # one fixture (e.g. tiny_gemma3_gqa), with --check too
 
 tests/golden/README.md describes the files and the reference semantics they pin down.
 """
@@ -83,6 +85,14 @@ def gemma3_config(**over):
     return Gemma3TextConfig(**kw)
 
 
+def gemma3_gqa_config(**over):
+    # tests/support/test_models.hpp: interleaved_layers<5, 8, 3> (layer 2 global), 8 heads over 2 KV heads.
+    kw = dict(num_hidden_layers=5, num_attention_heads=8, num_key_value_heads=2,
+              layer_types=["sliding_attention"] * 2 + ["full_attention"] + ["sliding_attention"] * 2)
+    kw.update(over)
+    return gemma3_config(**kw)
+
+
 # Weight scales per model. HF's init (N(0, 0.02), norms w = 0) gives near-constant logits and
 # (1 + w) = 1, which would let a wrong norm or a missing softcap pass. Ours:
 #   emb        std of the embedding; logits ~ 8 * emb * |final gain| per unit of normed hidden
@@ -105,7 +115,11 @@ MODELS = [
      dict(emb=0.3, qk=2.5, out=1.0, post_mean=3.0, final_mean=3.0)),
     ("tiny_gemma3", "tiny-gemma3", Gemma3ForCausalLM, gemma3_config, 103,
      dict(emb=0.45, qk=1.0, out=1.0, post_mean=3.0, final_mean=1.0)),
+    # Test-only descriptors (tests/support/test_models.hpp): f32 weights only.
+    ("tiny_gemma3_gqa", "tiny-gemma3-gqa", Gemma3ForCausalLM, gemma3_gqa_config, 109,
+     dict(emb=0.3, qk=1.0, out=1.0, post_mean=3.0, final_mean=2.0)),
 ]
+WITH_BF16 = {"tiny_gemma1", "tiny_gemma2", "tiny_gemma3"}
 
 
 def build(cls, config):
@@ -231,6 +245,7 @@ def check_semantics(key: str, sem: dict):
         "tiny_gemma1": (["global"] * 2, 0, {"global": 10000.0, "local": 10000.0}, 0, 0, False),
         "tiny_gemma2": (["local", "global"] * 2, 8, {"global": 10000.0, "local": 10000.0}, 50, 30, False),
         "tiny_gemma3": (["local"] * 5 + ["global"], 8, {"global": 1e6, "local": 1e4}, 0, 0, True),
+        "tiny_gemma3_gqa": (["local"] * 2 + ["global"] + ["local"] * 2, 8, {"global": 1e6, "local": 1e4}, 0, 0, True),
     }[key]
     got = (sem["layer_types"], sem["sliding_window"], sem["rope_theta"], sem["attn_softcap"],
            sem["final_softcap"], sem["qk_norm"])
@@ -409,6 +424,7 @@ def main():
     ap.add_argument("--out", default="tests/golden", help="fixture root (default tests/golden)")
     ap.add_argument("--check", action="store_true",
                     help="regenerate into a temporary folder and compare with --out")
+    ap.add_argument("--only", metavar="KEY", help="only this model's fixture(s), e.g. tiny_gemma3_gqa")
     args = ap.parse_args()
     torch.set_num_threads(1)  # deterministic reductions, and the machine is shared
     torch.use_deterministic_algorithms(True)
@@ -417,7 +433,9 @@ def main():
     root = Path(args.out)
     target = Path(tempfile.mkdtemp()) if args.check else root
     for key, name, cls, make_config, seed, scales in MODELS:
-        for bf16 in (False, True):
+        if args.only and key != args.only:
+            continue
+        for bf16 in ((False, True) if key in WITH_BF16 else (False,)):
             sub = key + ("_bf16" if bf16 else "")
             e = make_fixture(key, name, cls, make_config, seed, scales, bf16, target / sub)
             s = e["sequence"]

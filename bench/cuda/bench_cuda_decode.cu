@@ -77,27 +77,11 @@ struct decode_rig {
       return static_cast<const float*>(p);
     };
     std::uint32_t seed = 1;
-    host_view.embedding = matrix(Model::vocab, Model::hidden, seed++);
-    host_view.final_norm = gains(Model::hidden, seed++);
-    for (auto& l : host_view.layers) {
-      l.q = matrix(Model::q_dim, Model::hidden, seed++);
-      l.k = matrix(Model::kv_dim, Model::hidden, seed++);
-      l.v = matrix(Model::kv_dim, Model::hidden, seed++);
-      l.o = matrix(Model::hidden, Model::q_dim, seed++);
-      l.gate = matrix(Model::ffn, Model::hidden, seed++);
-      l.up = matrix(Model::ffn, Model::hidden, seed++);
-      l.down = matrix(Model::hidden, Model::ffn, seed++);
-      l.attn_norm = gains(Model::hidden, seed++);
-      l.ffn_norm = gains(Model::hidden, seed++);
-      if constexpr (Model::post_norms) {
-        l.post_attn_norm = gains(Model::hidden, seed++);
-        l.post_ffn_norm = gains(Model::hidden, seed++);
-      }
-      if constexpr (Model::qk_norm) {
-        l.q_norm = gains(Model::head_dim, seed++);
-        l.k_norm = gains(Model::head_dim, seed++);
-      }
-    }
+    gf::for_each_tensor<Model>([&](const gf::tensor_spec& t) {
+      if (!gf::is_bound(t)) return;
+      if (gf::is_norm(t.role)) gf::gain_in(host_view, t) = gains(int(t.shape[0]), seed++);
+      else gf::matrix_in(host_view, t) = matrix(int(t.shape[0]), int(t.shape[1]), seed++);
+    });
     w = &exec->adopt_device_weights(host_view);
 
     const gf::arena_memory mem = exec->template allocate_arena<Model, gf::bf16>(L);

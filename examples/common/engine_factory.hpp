@@ -111,15 +111,6 @@ template <class M>
 inline constexpr bool program_builds_model = M::runnable && listed(GF_PROGRAM_MODELS, M::name);
 constexpr bool program_builds_kv(dtype t) { return listed(GF_PROGRAM_KV, to_string(t)); }
 
-// Ids that always stop a generation: eos and <end_of_turn> (when the vocabulary has it).
-inline std::vector<std::int32_t> default_stop_ids(const tokenizer* tok) {
-  std::vector<std::int32_t> ids;
-  if (tok) {
-    ids.push_back(tok->eos_id());
-    if (const int eot = tok->piece_to_id("<end_of_turn>"); eot >= 0) ids.push_back(eot);
-  }
-  return ids;
-}
 
 // Plan the deployment of the model called `name` from List on the start-up device (refusing with
 // the numbers when it does not fit, before any weight is read), bind the already-opened file and
@@ -136,7 +127,7 @@ std::unique_ptr<program_engine> make_engine_from(std::shared_ptr<const model_fil
     using M = typename decltype(tag)::type;
     if constexpr (program_builds_model<M>) {
       if (out || M::name != name) return;
-      auto stops = default_stop_ids(tok.get());
+      auto stops = tok ? tok->end_of_generation_ids() : std::vector<std::int32_t>{};
       const bool gpu = st.device.kind == device_kind::cuda;
       serving_config limits = limits_for(o, M::max_positions, gpu);
       limits.weights = st.weights;

@@ -317,11 +317,9 @@ request_handle openai_server::submit(programs::program_engine& eng, generation_r
     const std::string msg = e.what();
     switch (e.code()) {
       case errc::invalid_argument: throw invalid_request(msg);
-      case errc::capacity:
-        // The context checks above leave one capacity error: the bounded waiting queue is full.
-        if (msg.find("queue") != std::string::npos)
-          throw api_error(429, "rate_limit_error", msg + ": the server is at capacity, retry later", {}, "queue_full");
-        throw invalid_request(msg, {}, "context_length_exceeded");
+      case errc::queue_full:
+        throw api_error(429, "rate_limit_error", msg + ": the server is at capacity, retry later", {}, "queue_full");
+      case errc::capacity: throw invalid_request(msg, {}, "context_length_exceeded");
       case errc::shutdown: throw api_error(503, "server_error", "the server is shutting down: request refused", {}, "shutting_down");
       default: throw;
     }
@@ -378,9 +376,8 @@ std::vector<request_handle> openai_server::submit_choices(programs::program_engi
   try {
     return eng.submit_group(std::move(rs));
   } catch (const error& e) {
-    if (e.code() == errc::capacity && std::string_view(e.what()).find("queue") == std::string_view::npos)
-      throw invalid_request(e.what(), r.best_of > r.n ? "best_of" : "n", "context_length_exceeded");
-    if (e.code() == errc::capacity)
+    if (e.code() == errc::capacity) throw invalid_request(e.what(), r.best_of > r.n ? "best_of" : "n", "context_length_exceeded");
+    if (e.code() == errc::queue_full)
       throw api_error(429, "rate_limit_error", std::string(e.what()) + ": the server is at capacity, retry later", {}, "queue_full");
     if (e.code() == errc::invalid_argument) throw invalid_request(e.what());
     if (e.code() == errc::shutdown) throw api_error(503, "server_error", "the server is shutting down: request refused", {}, "shutting_down");

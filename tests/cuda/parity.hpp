@@ -14,8 +14,12 @@ namespace gf_cuda_test {
 
 namespace gf = gemmaforge;
 
+// Gemma 1 scales by head_dim^-1/2 (query_scale_type::sqrt_key_size); this one keeps Gemma 1's
+// other traits and takes the 1/12 scale rule of the others, so every generation runs it.
 struct parity_gemma1 : gf::model_descriptor<gf::family::gemma1, gf::model_dims<512, 64, 128, 1024>, gf::attention_shape<4, 1, 16>,
-                                            gf::all_global_layers<2>, gf::rope_params<10000>, 144> {
+                                            gf::all_global_layers<2>, gf::rope_params<10000>, 144, gf::softcaps<>,
+                                            gf::chat_template::gemma,
+                                            gf::model_traits{.query_scale = gf::query_scale_type::sqrt_pre_attn_scalar}> {
   static constexpr std::string_view name = "parity-gemma1";
   static constexpr double reference_params = double(param_count);
 };

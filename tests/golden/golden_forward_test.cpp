@@ -10,6 +10,7 @@
 #include "support/golden.hpp"
 #include "support/model_path.hpp"
 #include "support/naive_executor.hpp"
+#include "support/test_models.hpp"
 
 #if GF_GOLDEN_AVAILABLE
 
@@ -114,6 +115,14 @@ TEST_CASE("golden: tiny Gemma 2 matches HF transformers", "[cpu][golden]") {
 TEST_CASE("golden: tiny Gemma 3 matches HF transformers", "[cpu][golden]") {
   const auto key = GENERATE(as<std::string>{}, "tiny_gemma3", "tiny_gemma3_bf16");
   check_tiny<gf::models::tiny_gemma3>(golden::load_tiny(key));
+}
+
+// Test-only descriptors (tests/support/test_models.hpp), each against the fixture named after it.
+TEST_CASE("golden: test-only descriptors match HF transformers", "[cpu][golden]") {
+  gf::for_each_type(gf::testing::golden_test_models{}, [](auto tag) {
+    using M = typename decltype(tag)::type;
+    DYNAMIC_SECTION(M::name) { check_tiny<M>(golden::load_tiny(gf::testing::fixture_key<M>())); }
+  });
 }
 
 TEST_CASE("golden: real Gemma 3 270M Q4_K_M matches HF transformers on the same GGUF", "[cpu][golden][model][slow]") {

@@ -9,35 +9,21 @@
 #include <vector>
 
 #include <gemmaforge/core/dtype.hpp>
+#include <gemmaforge/model/tensor_list.hpp>
 #include <gemmaforge/model/weights.hpp>
 
 namespace gemmaforge::testing {
 
 template <class Model>
 struct random_model {
+  // Every tensor of the model's list, in its order (the draws are the same as before the list).
   explicit random_model(std::uint32_t seed = 42) : rng(seed) {
-    constexpr int H = Model::hidden, F = Model::ffn;
-    w.embedding = matrix(Model::vocab, H, 1.0f);
-    w.final_norm = gains(H);
-    for (auto& l : w.layers) {
-      l.q = matrix(Model::q_dim, H, 1.0f / std::sqrt(float(H)));
-      l.k = matrix(Model::kv_dim, H, 1.0f / std::sqrt(float(H)));
-      l.v = matrix(Model::kv_dim, H, 1.0f / std::sqrt(float(H)));
-      l.o = matrix(H, Model::q_dim, 1.0f / std::sqrt(float(Model::q_dim)));
-      l.gate = matrix(F, H, 1.0f / std::sqrt(float(H)));
-      l.up = matrix(F, H, 1.0f / std::sqrt(float(H)));
-      l.down = matrix(H, F, 1.0f / std::sqrt(float(F)));
-      l.attn_norm = gains(H);
-      l.ffn_norm = gains(H);
-      if constexpr (Model::post_norms) {
-        l.post_attn_norm = gains(H);
-        l.post_ffn_norm = gains(H);
-      }
-      if constexpr (Model::qk_norm) {
-        l.q_norm = gains(Model::head_dim);
-        l.k_norm = gains(Model::head_dim);
-      }
-    }
+    for_each_tensor<Model>([&](const tensor_spec& t) {
+      if (!is_bound(t)) return;
+      const int rows = int(t.shape[0]), cols = int(t.shape[1]);
+      if (is_norm(t.role)) gain_in(w, t) = gains(rows);
+      else matrix_in(w, t) = matrix(rows, cols, t.role == tensor_role::embedding ? 1.0f : 1.0f / std::sqrt(float(cols)));
+    });
   }
   random_model(const random_model&) = delete;
 

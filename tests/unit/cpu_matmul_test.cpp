@@ -178,7 +178,7 @@ TEST_CASE("matmul GEMM order gives the canonical and the matvec path bits on odd
     const std::vector<int> col_set = k ? std::vector<int>{256, 768} : std::vector<int>{32, 96, 672};
     for (auto prec : {cpu::matmul_precision::exact, cpu::matmul_precision::int8_activations, cpu::matmul_precision::int16_activations}) {
       if (!gf::is_block_quantized(f) && prec != cpu::matmul_precision::exact) continue;
-      const bool integer = cpu::matmul_uses_int8(f, prec);
+      const bool integer = cpu::matmul_uses_quantized_activations(f, prec);
       for (int cols : col_set) {
         for (std::int64_t rows : {std::int64_t(1), std::int64_t(17), std::int64_t(131)}) {
           for (int T : {8, 13, 29}) {

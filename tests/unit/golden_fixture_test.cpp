@@ -71,7 +71,7 @@ void check_against_descriptor(const golden::tiny_fixture& f) {
   CHECK(f.attn_softcap == float(M::attn_softcap));
   CHECK(f.final_softcap == float(M::final_softcap));
   CHECK(f.rms_eps == M::rms_eps);
-  CHECK(f.qk_norm == M::qk_norm);
+  CHECK(f.qk_norm == M::use_qk_norm);
   CHECK(f.post_norms == M::post_norms);
   // HF: Gemma 1 scales by head_dim^-1/2, Gemma 2/3 by query_pre_attn_scalar^-1/2 (both 16 here).
   CHECK(f.attn_scale == float(1.0 / std::sqrt(double(M::query_pre_attn_scalar))));
@@ -99,7 +99,7 @@ void check_against_descriptor(const golden::tiny_fixture& f) {
   CHECK(q.shape == std::vector<std::int64_t>{M::q_dim, M::hidden});  // [out][in]: y = W x
   const auto& k = h.tensors.at("model.layers.0.self_attn.k_proj.weight");
   CHECK(k.shape == std::vector<std::int64_t>{M::kv_dim, M::hidden});
-  CHECK(h.tensors.count("model.layers.0.self_attn.q_norm.weight") == (M::qk_norm ? 1u : 0u));
+  CHECK(h.tensors.count("model.layers.0.self_attn.q_norm.weight") == (M::use_qk_norm ? 1u : 0u));
   CHECK(h.tensors.count("model.layers.0.post_feedforward_layernorm.weight") == (M::post_norms ? 1u : 0u));
 }
 

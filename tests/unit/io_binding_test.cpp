@@ -48,8 +48,8 @@ void check_views(const gf::bound_model<M>& m) {
     CHECK(L.ffn_norm != nullptr);
     CHECK((L.post_attn_norm != nullptr) == M::post_norms);
     CHECK((L.post_ffn_norm != nullptr) == M::post_norms);
-    CHECK((L.q_norm != nullptr) == M::qk_norm);
-    CHECK((L.k_norm != nullptr) == M::qk_norm);
+    CHECK((L.q_norm != nullptr) == M::use_qk_norm);
+    CHECK((L.k_norm != nullptr) == M::use_qk_norm);
   }
 }
 
@@ -80,7 +80,7 @@ void check_hf_gains(const gf::bound_model<M>& m, const std::vector<gf_test::st_t
     const auto& post = find("model.layers.1.post_attention_layernorm.weight");
     CHECK(m.weights().layers[1].post_attn_norm[7] == 1.0f + gf_test::element_as_float(post, 7));
   }
-  if constexpr (M::qk_norm) {
+  if constexpr (M::use_qk_norm) {
     const auto& k = find("model.layers.0.self_attn.k_norm.weight");
     CHECK(m.weights().layers[0].k_norm[3] == 1.0f + gf_test::element_as_float(k, 3));
   }

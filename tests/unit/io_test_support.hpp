@@ -300,7 +300,7 @@ gguf_builder synthetic_gguf(const synth_options& o = {}) {
       norm(b + "post_attention_norm.weight", Model::hidden);
       norm(b + "post_ffw_norm.weight", Model::hidden);
     }
-    if (Model::qk_norm) {
+    if (Model::use_qk_norm) {
       norm(b + "attn_q_norm.weight", Model::head_dim);
       norm(b + "attn_k_norm.weight", Model::head_dim);
     }
@@ -428,7 +428,7 @@ std::vector<st_tensor> synthetic_hf_tensors(const std::string& dtype, std::uint3
       add(b + "pre_feedforward_layernorm.weight", {H});
       add(b + "post_feedforward_layernorm.weight", {H});
     }
-    if (Model::qk_norm) {
+    if (Model::use_qk_norm) {
       add(b + "self_attn.q_norm.weight", {std::uint64_t(Model::head_dim)});
       add(b + "self_attn.k_norm.weight", {std::uint64_t(Model::head_dim)});
     }

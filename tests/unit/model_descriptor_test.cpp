@@ -21,7 +21,22 @@ static_assert(tiny_gemma3::layers::kind(5) == gf::layer_kind::global && tiny_gem
 static_assert(tiny_gemma2::layers::kind(0) == gf::layer_kind::local && tiny_gemma2::layers::kind(3) == gf::layer_kind::global);
 static_assert(tiny_gemma1::layers::window == 0 && tiny_gemma1::kv_heads == 1);
 static_assert(gemma_3_270m::layers::index_in_kind(11) == 1);  // second global layer
-static_assert(!gemma_7b::post_norms && gemma_2_2b::post_norms && gemma_3_1b::qk_norm && !gemma_2_9b::qk_norm);
+static_assert(!gemma_7b::post_norms && gemma_2_2b::post_norms && gemma_3_1b::use_qk_norm && !gemma_2_9b::use_qk_norm);
+// Named traits (model/model_traits.hpp): the defaults per family, and a mix no family has.
+static_assert(gemma_7b::query_scale == gf::query_scale_type::sqrt_key_size &&
+              gemma_2_27b::query_scale == gf::query_scale_type::sqrt_pre_attn_scalar);
+static_assert(gemma_3_1b::post_norm == gf::post_norm_type::rms_norm && gemma_2b::post_norm == gf::post_norm_type::none);
+static_assert(gf::models::mistral_7b::activation == gf::activation_type::silu && !gf::models::mistral_7b::runnable &&
+              gf::models::mistral_7b::rms_eps == 1e-5f && gemma_3_270m::rms_eps == 1e-6f);
+constexpr gf::model_traits qk_norm_without_post_norms{.post_norm = gf::post_norm_type::none, .use_qk_norm = true};
+struct gemma3_with_softcaps
+    : gf::model_descriptor<gf::family::gemma3, gf::model_dims<512, 64, 128, 256>, gf::attention_shape<4, 1, 16>,
+                           gf::interleaved_layers<6, 8, 6>, gf::rope_params<1000000, 10000>, 16, gf::softcaps<50, 30>,
+                           gf::chat_template::gemma, qk_norm_without_post_norms> {
+  static constexpr std::string_view name = "gemma3-with-softcaps";
+};
+static_assert(gemma3_with_softcaps::use_qk_norm && !gemma3_with_softcaps::post_norms && gemma3_with_softcaps::attn_softcap == 50 &&
+              gf::model_descriptor_type<gemma3_with_softcaps> && !gemma3_with_softcaps::name.empty());
 static_assert(gf::models::openchat_3_5_0106_gemma::param_count == gemma_7b::param_count);
 static_assert(gf::models::openchat_3_5_0106_gemma::chat == gf::chat_template::openchat);
 

@@ -7,7 +7,7 @@
 namespace gf = gemmaforge;
 using namespace gf::models;
 using gf::tensor_format;
-using gf::weight_role;
+using gf::tensor_role;
 using gf::weight_scheme;
 
 namespace {
@@ -44,22 +44,22 @@ TEST_CASE("plain schemes weigh 4 or 2 bytes per matrix weight, norms always f32"
 TEST_CASE("q4_k_m assigns formats the way llama.cpp's Q4_K_M does", "[cpu][plan]") {
   constexpr auto s = weight_scheme::q4_k_m;
   // Gemma 3 270M (18 layers, hidden 640 = 2.5 x 256): what the real file stores.
-  CHECK(gf::weight_format(s, weight_role::token_embedding, 0, 18, 640, true) == tensor_format::q8_0);  // Q6_K -> Q8_0
-  CHECK(gf::weight_format(s, weight_role::attn_q, 3, 18, 640, true) == tensor_format::q5_0);          // Q4_K -> Q5_0
-  CHECK(gf::weight_format(s, weight_role::attn_v, 0, 18, 640, true) == tensor_format::q8_0);          // more bits
-  CHECK(gf::weight_format(s, weight_role::attn_v, 5, 18, 640, true) == tensor_format::q5_0);
-  CHECK(gf::weight_format(s, weight_role::attn_output, 5, 18, 1024, true) == tensor_format::q4_k);
-  CHECK(gf::weight_format(s, weight_role::ffn_down, 0, 18, 2048, true) == tensor_format::q6_k);
-  CHECK(gf::weight_format(s, weight_role::ffn_down, 5, 18, 2048, true) == tensor_format::q4_k);
+  CHECK(gf::weight_format(s, tensor_role::embedding, 0, 18, 640, true) == tensor_format::q8_0);  // Q6_K -> Q8_0
+  CHECK(gf::weight_format(s, tensor_role::q, 3, 18, 640, true) == tensor_format::q5_0);          // Q4_K -> Q5_0
+  CHECK(gf::weight_format(s, tensor_role::v, 0, 18, 640, true) == tensor_format::q8_0);          // more bits
+  CHECK(gf::weight_format(s, tensor_role::v, 5, 18, 640, true) == tensor_format::q5_0);
+  CHECK(gf::weight_format(s, tensor_role::o, 5, 18, 1024, true) == tensor_format::q4_k);
+  CHECK(gf::weight_format(s, tensor_role::down, 0, 18, 2048, true) == tensor_format::q6_k);
+  CHECK(gf::weight_format(s, tensor_role::down, 5, 18, 2048, true) == tensor_format::q4_k);
   // "More bits" layers of 18: 0, 1 (< n/8), 15, 16, 17 (>= 7n/8), 4, 7, 10, 13 (every third): 9.
   int more = 0;
-  for (int i = 0; i < 18; ++i) more += gf::weight_format(s, weight_role::ffn_down, i, 18, 2048, true) == tensor_format::q6_k;
+  for (int i = 0; i < 18; ++i) more += gf::weight_format(s, tensor_role::down, i, 18, 2048, true) == tensor_format::q6_k;
   CHECK(more == 9);
   // An untied model keeps its embedding at the base type and gives the head Q6_K.
-  CHECK(gf::weight_format(s, weight_role::token_embedding, 0, 32, 4096, false) == tensor_format::q4_k);
-  CHECK(gf::weight_format(s, weight_role::output, 0, 32, 4096, false) == tensor_format::q6_k);
+  CHECK(gf::weight_format(s, tensor_role::embedding, 0, 32, 4096, false) == tensor_format::q4_k);
+  CHECK(gf::weight_format(s, tensor_role::output, 0, 32, 4096, false) == tensor_format::q6_k);
   // A row that not even 32 divides falls back to F16.
-  CHECK(gf::weight_format(s, weight_role::attn_q, 0, 8, 48, true) == tensor_format::f16);
+  CHECK(gf::weight_format(s, tensor_role::q, 0, 8, 48, true) == tensor_format::f16);
 }
 
 TEST_CASE("q4_k_m estimate for gemma-3-270m against the real Q4_K_M file", "[cpu][plan]") {

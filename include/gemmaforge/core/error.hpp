@@ -15,6 +15,7 @@ enum class errc {
   format,            // corrupt/truncated/unsupported model or tokenizer file
   model_mismatch,    // a checkpoint that does not match its descriptor
   capacity,          // prompt longer than the context, KV pool cannot hold a request
+  queue_full,        // the engine's bounded waiting queue is full: retry later
   out_of_memory,     // the planned arena cannot be allocated
   cuda,              // CUDA runtime / driver error
   shutdown,          // request after the engine stopped
@@ -28,6 +29,7 @@ constexpr std::string_view to_string(errc e) noexcept {
     case errc::format: return "bad file format";
     case errc::model_mismatch: return "model mismatch";
     case errc::capacity: return "capacity exceeded";
+    case errc::queue_full: return "queue full";
     case errc::out_of_memory: return "out of memory";
     case errc::cuda: return "CUDA error";
     case errc::shutdown: return "engine shut down";

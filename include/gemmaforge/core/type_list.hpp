@@ -32,6 +32,16 @@ constexpr bool dispatch_first(type_list<Ts...>, Pred&& pred, F&& f) {
   return done;
 }
 
+// The types of A followed by those of B.
+template <class A, class B>
+struct concat;
+template <class... As, class... Bs>
+struct concat<type_list<As...>, type_list<Bs...>> {
+  using type = type_list<As..., Bs...>;
+};
+template <class A, class B>
+using concat_t = typename concat<A, B>::type;
+
 template <class T, class List>
 struct contains;
 template <class T, class... Ts>

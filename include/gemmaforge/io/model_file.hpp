@@ -2,21 +2,9 @@
 // model_file: one opened checkpoint, GGUF or Hugging Face safetensors, seen through one
 // interface: the model's facts (architecture and shapes, for identification), its tensors under
 // the file's own names with shapes normalised to outermost-first [rows, cols], and the naming
-// scheme that maps a (role, layer) to a tensor name. The binder (weight_binding.hpp) works only
-// with this interface, so GGUF and HF checkpoints share one validation path.
-//
-//   GGUF name                     HF name (prefix "model.")                      role
-//   token_embd.weight             embed_tokens.weight                            embedding (tied head)
-//   output_norm.weight            norm.weight                                    final_norm
-//   blk.N.attn_q|k|v.weight       layers.N.self_attn.q|k|v_proj.weight           q, k, v
-//   blk.N.attn_output.weight      layers.N.self_attn.o_proj.weight               o
-//   blk.N.ffn_gate|up|down.weight layers.N.mlp.gate|up|down_proj.weight          gate, up, down
-//   blk.N.attn_norm.weight        layers.N.input_layernorm.weight                attn_norm
-//   blk.N.post_attention_norm     layers.N.post_attention_layernorm (Gemma 2/3)  post_attn_norm
-//   blk.N.ffn_norm.weight         layers.N.pre_feedforward_layernorm (Gemma 2/3) ffn_norm
-//                                 layers.N.post_attention_layernorm (Gemma 1: its pre-MLP norm)
-//   blk.N.post_ffw_norm.weight    layers.N.post_feedforward_layernorm            post_ffn_norm
-//   blk.N.attn_q_norm|k_norm      layers.N.self_attn.q_norm|k_norm               q_norm, k_norm
+// scheme that turns a tensor of the model's list (model/tensor_list.hpp, which has both names of
+// every tensor) into this file's name. The binder (weight_binding.hpp) works only with this
+// interface, so GGUF and HF checkpoints share one validation path.
 #include <array>
 #include <cstdint>
 #include <filesystem>
@@ -32,6 +20,7 @@
 #include <gemmaforge/io/gguf.hpp>
 #include <gemmaforge/model/descriptor.hpp>
 #include <gemmaforge/model/layer_pattern.hpp>
+#include <gemmaforge/model/tensor_list.hpp>
 
 #if __has_include(<nlohmann/json.hpp>)
 #define GF_IO_HAVE_SAFETENSORS 1
@@ -42,39 +31,6 @@
 #endif
 
 namespace gemmaforge {
-
-enum class tensor_role : std::uint8_t {
-  embedding, final_norm,
-  q, k, v, o, gate, up, down,
-  attn_norm, post_attn_norm, ffn_norm, post_ffn_norm, q_norm, k_norm,
-};
-
-constexpr std::string_view to_string(tensor_role r) {
-  switch (r) {
-    case tensor_role::embedding: return "embedding";
-    case tensor_role::final_norm: return "final_norm";
-    case tensor_role::q: return "q";
-    case tensor_role::k: return "k";
-    case tensor_role::v: return "v";
-    case tensor_role::o: return "o";
-    case tensor_role::gate: return "gate";
-    case tensor_role::up: return "up";
-    case tensor_role::down: return "down";
-    case tensor_role::attn_norm: return "attn_norm";
-    case tensor_role::post_attn_norm: return "post_attn_norm";
-    case tensor_role::ffn_norm: return "ffn_norm";
-    case tensor_role::post_ffn_norm: return "post_ffn_norm";
-    case tensor_role::q_norm: return "q_norm";
-    case tensor_role::k_norm: return "k_norm";
-  }
-  return "?";
-}
-
-constexpr bool is_norm(tensor_role r) {
-  return r == tensor_role::final_norm || r == tensor_role::attn_norm || r == tensor_role::post_attn_norm ||
-         r == tensor_role::ffn_norm || r == tensor_role::post_ffn_norm || r == tensor_role::q_norm ||
-         r == tensor_role::k_norm;
-}
 
 // What a file says about the model it holds. -1 / nullopt / empty: the file does not say.
 struct model_facts {
@@ -167,48 +123,13 @@ class model_file {
     return kind_ == model_file_kind::gguf && facts_.fam && *facts_.fam != family::mistral;
   }
 
-  // The file's name for a tensor (layer ignored for whole-model roles).
-  std::string tensor_name(tensor_role r, int layer) const {
-    const bool g1 = facts_.fam == family::gemma1 || facts_.fam == family::mistral;
-    if (kind_ == model_file_kind::gguf) {
-      const std::string b = "blk." + std::to_string(layer) + ".";
-      switch (r) {
-        case tensor_role::embedding: return "token_embd.weight";
-        case tensor_role::final_norm: return "output_norm.weight";
-        case tensor_role::q: return b + "attn_q.weight";
-        case tensor_role::k: return b + "attn_k.weight";
-        case tensor_role::v: return b + "attn_v.weight";
-        case tensor_role::o: return b + "attn_output.weight";
-        case tensor_role::gate: return b + "ffn_gate.weight";
-        case tensor_role::up: return b + "ffn_up.weight";
-        case tensor_role::down: return b + "ffn_down.weight";
-        case tensor_role::attn_norm: return b + "attn_norm.weight";
-        case tensor_role::post_attn_norm: return b + "post_attention_norm.weight";
-        case tensor_role::ffn_norm: return b + "ffn_norm.weight";
-        case tensor_role::post_ffn_norm: return b + "post_ffw_norm.weight";
-        case tensor_role::q_norm: return b + "attn_q_norm.weight";
-        case tensor_role::k_norm: return b + "attn_k_norm.weight";
-      }
-    }
-    const std::string b = hf_prefix_ + "layers." + std::to_string(layer) + ".";
-    switch (r) {
-      case tensor_role::embedding: return hf_prefix_ + "embed_tokens.weight";
-      case tensor_role::final_norm: return hf_prefix_ + "norm.weight";
-      case tensor_role::q: return b + "self_attn.q_proj.weight";
-      case tensor_role::k: return b + "self_attn.k_proj.weight";
-      case tensor_role::v: return b + "self_attn.v_proj.weight";
-      case tensor_role::o: return b + "self_attn.o_proj.weight";
-      case tensor_role::gate: return b + "mlp.gate_proj.weight";
-      case tensor_role::up: return b + "mlp.up_proj.weight";
-      case tensor_role::down: return b + "mlp.down_proj.weight";
-      case tensor_role::attn_norm: return b + "input_layernorm.weight";
-      case tensor_role::post_attn_norm: return b + "post_attention_layernorm.weight";
-      case tensor_role::ffn_norm: return b + (g1 ? "post_attention_layernorm.weight" : "pre_feedforward_layernorm.weight");
-      case tensor_role::post_ffn_norm: return b + "post_feedforward_layernorm.weight";
-      case tensor_role::q_norm: return b + "self_attn.q_norm.weight";
-      case tensor_role::k_norm: return b + "self_attn.k_norm.weight";
-    }
-    return {};
+  // The file's name for a tensor of the model's list: GGUF "blk.N.attn_q.weight", HF
+  // "model.layers.N.self_attn.q_proj.weight" (the prefix is the one this checkpoint uses).
+  std::string tensor_name(const tensor_spec& t) const {
+    const std::string layer = t.layer < 0 ? std::string() : std::to_string(t.layer) + ".";
+    if (kind_ == model_file_kind::gguf) return (t.layer < 0 ? std::string() : "blk." + layer) + std::string(t.gguf_name);
+    if (t.role == tensor_role::output) return std::string(t.hf_name);  // lm_head sits outside the text model
+    return hf_prefix_ + (t.layer < 0 ? std::string() : "layers." + layer) + std::string(t.hf_name);
   }
 
   // Read every page of the mapped file(s) now (see mapped_file::prefault).

@@ -94,22 +94,61 @@ constexpr std::size_t utf8_first_invalid(std::string_view s) {
 
 constexpr bool is_valid_utf8(std::string_view s) { return utf8_first_invalid(s) == std::string_view::npos; }
 
+// Bytes in, whole characters out, for text that arrives in pieces (a token's bytes may end in the
+// middle of a character: byte-fallback pieces such as <0xE2>). Append to pending(), then take():
+// the complete characters at the front, each invalid maximal subpart as one U+FFFD as soon as it
+// is certain (and, at the end of the stream, an unfinished tail too), so repair_utf8 of the
+// whole input equals the concatenation of every take(). The one streaming decoder: the engine's
+// text_stream and the tokenizer's stream_detokenizer (hence tokenizer::decode) both run it.
+// After the buffers reach their working size, take() allocates nothing (the engine streams text
+// on its stepping thread).
+class utf8_stream {
+ public:
+  void reserve(std::size_t n) {
+    pending_.reserve(n);
+    out_.reserve(n + 2 * utf8_replacement.size());
+  }
+  std::string& pending() { return pending_; }
+  std::size_t pending_bytes() const { return pending_.size(); }
+
+  // The text completed by what was appended since the last call (valid until the next call).
+  std::string_view take(bool at_end = false) {
+    out_.clear();
+    std::size_t i = 0;
+    const std::string_view s = pending_;
+    while (i < s.size()) {
+      std::size_t prefix = 0;
+      const std::size_t n = detail::utf8_sequence_at(s, i, &prefix);
+      if (n > 0) {
+        out_.append(s.substr(i, n));
+        i += n;
+      } else if (prefix > 0 && !at_end) {
+        break;  // a valid start of a character whose remaining bytes have not arrived yet
+      } else {
+        out_.append(utf8_replacement);
+        i += detail::utf8_invalid_run(s, i);
+      }
+    }
+    pending_.erase(0, i);
+    return out_;
+  }
+
+  void clear() {
+    pending_.clear();
+    out_.clear();
+  }
+
+ private:
+  std::string pending_;
+  std::string out_;
+};
+
 // s with every invalid maximal subpart replaced by U+FFFD (valid input is returned unchanged).
 inline std::string repair_utf8(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  std::size_t i = 0;
-  while (i < s.size()) {
-    const std::size_t n = detail::utf8_sequence_at(s, i);
-    if (n > 0) {
-      out.append(s.substr(i, n));
-      i += n;
-    } else {
-      out.append(utf8_replacement);
-      i += detail::utf8_invalid_run(s, i);
-    }
-  }
-  return out;
+  if (is_valid_utf8(s)) return std::string(s);
+  utf8_stream u;
+  u.pending().assign(s);
+  return std::string(u.take(true));
 }
 
 // Printable form of a possibly binary string for error messages: at most `max` bytes, control

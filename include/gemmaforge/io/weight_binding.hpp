@@ -36,6 +36,7 @@
 #include <gemmaforge/core/type_list.hpp>
 #include <gemmaforge/core/units.hpp>
 #include <gemmaforge/io/model_file.hpp>
+#include <gemmaforge/math/norm.hpp>
 #include <gemmaforge/model/registry.hpp>
 #include <gemmaforge/model/weights.hpp>
 
@@ -275,27 +276,38 @@ bound_model<Model> bind_model(const std::shared_ptr<const model_file>& file) {
   bound_model<Model> out;
   out.file_ = file;
   const bool plus_one_stored = mf.stores_norm_plus_one();
-  const bool add_one = !plus_one_stored && Model::norm_adds_one;
+  const bool add_one = !plus_one_stored && Model::norm_gain == norm_gain_type::one_plus_w;
 
   // Pass 1: find and check every tensor, sizing the gain buffer; pass 2 fills the views (the gain
   // buffer must not reallocate after pointers into it are handed out).
   struct pending {
-    tensor_role role;
-    int layer;
+    tensor_spec spec;
     const source_tensor* t;
   };
   std::vector<pending> found;
   std::size_t gain_floats = 0;
 
-  auto need = [&](tensor_role role, int layer, std::vector<std::uint64_t> shape) {
-    const std::string name = mf.tensor_name(role, layer);
+  // An HF checkpoint may carry extra embedding rows (model/descriptor.hpp): bind the first vocab.
+  const std::uint64_t V = Model::vocab;
+  const std::uint64_t hf_embedding_rows = V + std::uint64_t(extra_embedding_rows<Model>());
+
+  for_each_tensor<Model>([&](const tensor_spec& spec) {
+    if (!is_bound(spec)) return;
+    const tensor_role role = spec.role;
+    const int layer = spec.layer;
+    const std::string name = mf.tensor_name(spec);
     const source_tensor* t = mf.find(name);
     if (!t) {
+      if (!spec.required) return;
       problems.push_back("missing tensor " + name + " (" + std::string(to_string(role)) +
                          (layer >= 0 ? " of layer " + std::to_string(layer) : std::string()) + ")");
       mismatch = true;
       return;
     }
+    std::vector<std::uint64_t> shape{spec.shape[0]};
+    if (!spec.is_vector()) shape.push_back(spec.shape[1]);
+    if (role == tensor_role::embedding && t->shape.size() == 2 && t->shape[0] == hf_embedding_rows)
+      shape[0] = hf_embedding_rows;
     bool ok = true;
     if (t->shape != shape) {
       std::string want = "[";
@@ -325,37 +337,8 @@ bound_model<Model> bind_model(const std::shared_ptr<const model_file>& file) {
     }
     if (!ok) return;
     if (is_norm(role)) gain_floats += t->shape[0];
-    found.push_back({role, layer, t});
-  };
-
-  const std::uint64_t V = Model::vocab, H = Model::hidden, F = Model::ffn, Q = Model::q_dim, KV = Model::kv_dim,
-                      D = Model::head_dim;
-  // An HF checkpoint may carry extra embedding rows (model/descriptor.hpp): bind the first V.
-  std::uint64_t embedding_rows = V;
-  if (const source_tensor* e = mf.find(mf.tensor_name(tensor_role::embedding, -1));
-      e && e->shape.size() == 2 && e->shape[0] == V + std::uint64_t(extra_embedding_rows<Model>()))
-    embedding_rows = e->shape[0];
-  need(tensor_role::embedding, -1, {embedding_rows, H});
-  need(tensor_role::final_norm, -1, {H});
-  for (int l = 0; l < Model::n_layers; ++l) {
-    need(tensor_role::q, l, {Q, H});
-    need(tensor_role::k, l, {KV, H});
-    need(tensor_role::v, l, {KV, H});
-    need(tensor_role::o, l, {H, Q});
-    need(tensor_role::gate, l, {F, H});
-    need(tensor_role::up, l, {F, H});
-    need(tensor_role::down, l, {H, F});
-    need(tensor_role::attn_norm, l, {H});
-    need(tensor_role::ffn_norm, l, {H});
-    if constexpr (Model::post_norms) {
-      need(tensor_role::post_attn_norm, l, {H});
-      need(tensor_role::post_ffn_norm, l, {H});
-    }
-    if constexpr (Model::qk_norm) {
-      need(tensor_role::q_norm, l, {D});
-      need(tensor_role::k_norm, l, {D});
-    }
-  }
+    found.push_back({spec, t});
+  });
 
   // Norm gains: convert now so that NaN/Inf in a norm is reported with the other problems.
   out.gains_.resize(gain_floats);
@@ -363,14 +346,14 @@ bound_model<Model> bind_model(const std::shared_ptr<const model_file>& file) {
   std::vector<std::size_t> gain_at(found.size(), 0);
   for (std::size_t i = 0; i < found.size(); ++i) {
     const source_tensor& t = *found[i].t;
-    if (!is_norm(found[i].role)) continue;
+    if (!is_norm(found[i].spec.role)) continue;
     gain_at[i] = at;
     const std::uint32_t es = block_bytes(*t.format);
     bool finite = true;
     for (std::uint64_t e = 0; e < t.shape[0]; ++e) {
       const float w = detail::load_element(t.data + e * es, *t.format);
       finite &= std::isfinite(w);
-      out.gains_[at + e] = add_one ? 1.0f + w : w;
+      out.gains_[at + e] = add_one ? math::gemma_norm_gain(w) : w;
     }
     if (!finite) problems.push_back("tensor " + std::string(t.name) + " contains NaN or Inf"), mismatch = true;
     at += t.shape[0];
@@ -383,43 +366,23 @@ bound_model<Model> bind_model(const std::shared_ptr<const model_file>& file) {
   }
 
   for (std::size_t i = 0; i < found.size(); ++i) {
-    const auto [role, layer, tp] = found[i];
-    const source_tensor& t = *tp;
+    const tensor_spec& spec = found[i].spec;
+    const tensor_role role = spec.role;
+    const source_tensor& t = *found[i].t;
     const tensor_format fmt = *t.format;
-    weight_view view;
-    view.format = fmt;
-    view.data = t.data;
-    view.rows = std::int64_t(t.shape[0]);
-    view.cols = t.shape.size() > 1 ? std::int64_t(t.shape[1]) : 1;
-    const float* gain = is_norm(role) ? out.gains_.data() + gain_at[i] : nullptr;
-    if (layer < 0) {
-      if (role == tensor_role::embedding) {
-        view.rows = std::int64_t(V);  // extra HF rows, if any, stay unbound
-        out.weights_.embedding = view;
-      }
-      else out.weights_.final_norm = gain;
+    if (is_norm(role)) {
+      gain_in(out.weights_, spec) = out.gains_.data() + gain_at[i];
     } else {
-      layer_weights& L = out.weights_.layers[std::size_t(layer)];
-      switch (role) {
-        case tensor_role::q: L.q = view; break;
-        case tensor_role::k: L.k = view; break;
-        case tensor_role::v: L.v = view; break;
-        case tensor_role::o: L.o = view; break;
-        case tensor_role::gate: L.gate = view; break;
-        case tensor_role::up: L.up = view; break;
-        case tensor_role::down: L.down = view; break;
-        case tensor_role::attn_norm: L.attn_norm = gain; break;
-        case tensor_role::post_attn_norm: L.post_attn_norm = gain; break;
-        case tensor_role::ffn_norm: L.ffn_norm = gain; break;
-        case tensor_role::post_ffn_norm: L.post_ffn_norm = gain; break;
-        case tensor_role::q_norm: L.q_norm = gain; break;
-        case tensor_role::k_norm: L.k_norm = gain; break;
-        default: break;
-      }
+      weight_view view;
+      view.format = fmt;
+      view.data = t.data;
+      view.rows = std::int64_t(spec.shape[0]);  // extra HF embedding rows, if any, stay unbound
+      view.cols = std::int64_t(spec.shape[1]);
+      matrix_in(out.weights_, spec) = view;
     }
     std::uint64_t params = 1;
     for (auto d : t.shape) params *= d;
-    out.tensors_.push_back({std::string(t.name), role, layer, fmt, t.shape, t.n_bytes});
+    out.tensors_.push_back({std::string(t.name), role, spec.layer, fmt, t.shape, t.n_bytes});
     auto& s = out.summary_;
     s.bytes_by_format[std::size_t(fmt)] += t.n_bytes;
     s.tensors_by_format[std::size_t(fmt)] += 1;

@@ -1,20 +1,32 @@
 #pragma once
 // model_descriptor<...>: everything about a model's shape that is fixed at compile time.
 // A concrete model is a named struct deriving from one instantiation (gemma_3_270m, ...), so
-// compiler errors and type lists show readable names. Kernels specialize on the pieces
-// (Model::attention, Model::layers::window, Model::attn_softcap), not on the whole model.
+// compiler errors and type lists show readable names. What the layers compute is named by the
+// traits (model/model_traits.hpp), never inferred from the generation; the generation only names
+// the file formats' architecture ("gemma3") and picks the default traits.
 #include <concepts>
 #include <cstdint>
 #include <string_view>
 
 #include <gemmaforge/model/attention_shape.hpp>
 #include <gemmaforge/model/layer_pattern.hpp>
+#include <gemmaforge/model/model_traits.hpp>
 #include <gemmaforge/model/rope.hpp>
 
 namespace gemmaforge {
 
-// Architecture generation: decides norm placement, QK-norm, activation, embedding scaling.
+// Architecture generation: the name the file formats give it, and the default traits.
 enum class family : std::uint8_t { gemma1, gemma2, gemma3, mistral };
+
+constexpr model_traits default_traits(family f) {
+  switch (f) {
+    case family::gemma1: return traits::gemma1;
+    case family::gemma2: return traits::gemma2;
+    case family::gemma3: return traits::gemma3;
+    case family::mistral: return traits::mistral;
+  }
+  return {};
+}
 
 constexpr std::string_view to_string(family f) {
   switch (f) {
@@ -51,7 +63,8 @@ struct softcaps {
 };
 
 template <family Family, class Dims, class Attention, class Layers, class Rope, int QueryPreAttnScalar,
-          class Caps = softcaps<>, chat_template Chat = chat_template::gemma>
+          class Caps = softcaps<>, chat_template Chat = chat_template::gemma,
+          model_traits Traits = default_traits(Family)>
 struct model_descriptor {
   // ---- shapes
   using dims = Dims;
@@ -73,24 +86,26 @@ struct model_descriptor {
   static constexpr int kv_dim = Attention::kv_dim;
   static constexpr int window = Layers::window;  // 0 when every layer is global
 
-  // ---- numerics
-  // Attention logits are q.k * query_pre_attn_scalar^-1/2 (Gemma 2 27B: 144, not head_dim).
+  // ---- numerics (named traits: model/model_traits.hpp)
+  static constexpr post_norm_type post_norm = Traits.post_norm;
+  static constexpr bool post_norms = Traits.post_norm != post_norm_type::none;
+  static constexpr bool use_qk_norm = Traits.use_qk_norm;
+  static constexpr query_scale_type query_scale = Traits.query_scale;
+  static constexpr activation_type activation = Traits.activation;
+  static constexpr embedding_scale_type embedding_scale = Traits.embedding_scale;
+  static constexpr norm_gain_type norm_gain = Traits.norm_gain;
+  static constexpr bool tied_embedding = Traits.tied_embedding;
+  static constexpr float rms_eps = Traits.rms_eps();
+  // Attention logits are q.k * query_pre_attn_scalar^-1/2 (Gemma 2 27B: 144, not head_dim); with
+  // query_scale_type::sqrt_key_size the descriptor must give head_dim here (checked below).
   static constexpr int query_pre_attn_scalar = QueryPreAttnScalar;
+  // Soft-capping: cap * tanh(x / cap), 0 = off.
   static constexpr int attn_softcap = Caps::attn;
   static constexpr int final_softcap = Caps::final_logits;
-  static constexpr float rms_eps = Family == family::mistral ? 1e-5f : 1e-6f;
-  // Gemma: h = x + post_attn_norm(attn(in_norm(x))) ... (Gemma 2/3); Gemma 1: no post norms.
-  static constexpr bool post_norms = Family == family::gemma2 || Family == family::gemma3;
-  static constexpr bool qk_norm = Family == family::gemma3;
-  // Gemma norms multiply by (1 + w); Mistral (planning only) by w.
-  static constexpr bool norm_adds_one = Family != family::mistral;
-  // Gemma scales the embedding by sqrt(hidden) (rounded to the activation dtype) and ties the head.
-  static constexpr bool scale_embedding = Family != family::mistral;
-  static constexpr bool tied_embedding = Family != family::mistral;
-  static constexpr bool gelu_mlp = Family != family::mistral;  // GeGLU (tanh); Mistral: SwiGLU
   static constexpr chat_template chat = Chat;
-  // The runtime implements the Gemma families; Mistral is here for the memory planner's baseline.
-  static constexpr bool runnable = Family != family::mistral;
+  // What the runtime implements: GeGLU with the head tied to the embedding. The others (Mistral)
+  // are descriptors for the memory planner's baseline.
+  static constexpr bool runnable = Traits.activation == activation_type::gelu_tanh && Traits.tied_embedding;
 
   // ---- derived sizes
   static constexpr std::uint64_t embedding_params = std::uint64_t(Dims::vocab) * Dims::hidden;
@@ -99,7 +114,7 @@ struct model_descriptor {
       std::uint64_t(Attention::q_dim) * Dims::hidden;                             // o
   static constexpr std::uint64_t mlp_params_per_layer = 3ull * Dims::hidden * Dims::ffn;  // gate, up, down
   static constexpr std::uint64_t norm_params_per_layer =
-      std::uint64_t(post_norms ? 4 : 2) * Dims::hidden + (qk_norm ? 2ull * Attention::head_dim : 0ull);
+      std::uint64_t(post_norms ? 4 : 2) * Dims::hidden + (use_qk_norm ? 2ull * Attention::head_dim : 0ull);
   static constexpr std::uint64_t params_per_layer =
       attention_params_per_layer + mlp_params_per_layer + norm_params_per_layer;
   // Total parameters, the tied embedding counted once (an untied head counted separately).
@@ -111,8 +126,8 @@ struct model_descriptor {
   static_assert(Dims::ffn % head_dim_vector_width == 0, "ffn must be a multiple of the vector width");
   static_assert(QueryPreAttnScalar > 0, "query_pre_attn_scalar must be positive");
   static_assert(Layers::window < Dims::max_positions, "a sliding window must be shorter than the context");
-  static_assert(Family != family::gemma3 || Layers::window > 0, "Gemma 3 interleaves local and global layers");
-  static_assert(Family == family::gemma2 || Caps::attn == 0, "attention softcap is a Gemma 2 feature");
+  static_assert(Traits.query_scale != query_scale_type::sqrt_key_size || QueryPreAttnScalar == Attention::head_dim,
+                "query_scale_type::sqrt_key_size scales by head_dim^-1/2: give head_dim as query_pre_attn_scalar");
 };
 
 // Rows an HF checkpoint's embedding may carry beyond the text vocabulary (Gemma 3 4B+: 64 image

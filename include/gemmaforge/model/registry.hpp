@@ -18,11 +18,7 @@ using production_models =
               models::gemma_2_9b, models::gemma_2_27b, models::gemma_3_270m, models::gemma_3_1b,
               models::gemma_3_4b, models::gemma_3_12b, models::gemma_3_27b, models::mistral_7b>;
 using tiny_models = type_list<models::tiny_gemma1, models::tiny_gemma2, models::tiny_gemma3>;
-using all_models =
-    type_list<models::gemma_2b, models::gemma_7b, models::openchat_3_5_0106_gemma, models::gemma_2_2b,
-              models::gemma_2_9b, models::gemma_2_27b, models::gemma_3_270m, models::gemma_3_1b,
-              models::gemma_3_4b, models::gemma_3_12b, models::gemma_3_27b, models::mistral_7b,
-              models::tiny_gemma1, models::tiny_gemma2, models::tiny_gemma3>;
+using all_models = concat_t<production_models, tiny_models>;
 
 // f(type_tag<Model>{}) for the descriptor named `name` in List; false when none is.
 template <class List = all_models, class F>

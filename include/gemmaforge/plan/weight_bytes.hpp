@@ -24,22 +24,10 @@
 
 #include <gemmaforge/core/format.hpp>
 #include <gemmaforge/core/units.hpp>
+#include <gemmaforge/model/tensor_list.hpp>
 #include <gemmaforge/plan/serving_config.hpp>
 
 namespace gemmaforge {
-
-// What a matrix is for: the q4_k_m rule gives some roles more bits.
-enum class weight_role : std::uint8_t {
-  token_embedding,  // [vocab, hidden]; the LM head too when tied
-  output,           // [vocab, hidden], untied LM head
-  attn_q,           // [q_dim, hidden]
-  attn_k,           // [kv_dim, hidden]
-  attn_v,           // [kv_dim, hidden]
-  attn_output,      // [hidden, q_dim]
-  ffn_gate,         // [ffn, hidden]
-  ffn_up,           // [ffn, hidden]
-  ffn_down,         // [hidden, ffn]
-};
 
 namespace detail {
 
@@ -59,9 +47,10 @@ constexpr tensor_format compatible_format(tensor_format f, std::uint64_t cols) {
 
 }  // namespace detail
 
-// The storage format of one matrix. `layer` is the layer index (ignored for embedding/output),
-// `cols` the row length (input features), `tied` whether the embedding doubles as the LM head.
-constexpr tensor_format weight_format(weight_scheme s, weight_role role, int layer, int n_layers, std::uint64_t cols,
+// The storage format of one matrix (the q4_k_m rule gives some roles more bits). `layer` is the
+// layer index (ignored for embedding/output), `cols` the row length (input features), `tied`
+// whether the embedding doubles as the LM head.
+constexpr tensor_format weight_format(weight_scheme s, tensor_role role, int layer, int n_layers, std::uint64_t cols,
                                       bool tied) {
   tensor_format f = tensor_format::f32;
   switch (s) {
@@ -70,8 +59,8 @@ constexpr tensor_format weight_format(weight_scheme s, weight_role role, int lay
     case weight_scheme::f16: return tensor_format::f16;
     case weight_scheme::q8_0: f = tensor_format::q8_0; break;
     case weight_scheme::q4_k_m: {
-      const bool head = role == weight_role::output || (tied && role == weight_role::token_embedding);
-      const bool more = (role == weight_role::attn_v || role == weight_role::ffn_down) &&
+      const bool head = role == tensor_role::output || (tied && role == tensor_role::embedding);
+      const bool more = (role == tensor_role::v || role == tensor_role::down) &&
                         detail::q4_k_m_more_bits(layer, n_layers);
       f = head || more ? tensor_format::q6_k : tensor_format::q4_k;
       break;
@@ -84,61 +73,33 @@ constexpr std::uint64_t matrix_bytes(tensor_format f, std::uint64_t rows, std::u
   return rows * row_bytes(f, cols);
 }
 
-// Every resident byte of a model's weights under a scheme.
+// Every resident byte of a model's weights under a scheme: each tensor of the model's list
+// (model/tensor_list.hpp), matrices in the scheme's format, norms as f32.
 template <class Model>
 constexpr std::uint64_t weight_bytes(weight_scheme s) {
-  const std::uint64_t hidden = std::uint64_t(Model::hidden);
-  const std::uint64_t q_dim = std::uint64_t(Model::q_dim);
-  const std::uint64_t kv_dim = std::uint64_t(Model::kv_dim);
-  const std::uint64_t ffn = std::uint64_t(Model::ffn);
-  const std::uint64_t vocab = std::uint64_t(Model::vocab);
-  const int n = Model::n_layers;
-  const bool tied = Model::tied_embedding;
-  auto mat = [&](weight_role r, int layer, std::uint64_t rows, std::uint64_t cols) {
-    return matrix_bytes(weight_format(s, r, layer, n, cols, tied), rows, cols);
-  };
-
-  std::uint64_t bytes = mat(weight_role::token_embedding, 0, vocab, hidden);
-  if (!tied) bytes += mat(weight_role::output, 0, vocab, hidden);
-  for (int i = 0; i < n; ++i) {
-    bytes += mat(weight_role::attn_q, i, q_dim, hidden);
-    bytes += mat(weight_role::attn_k, i, kv_dim, hidden);
-    bytes += mat(weight_role::attn_v, i, kv_dim, hidden);
-    bytes += mat(weight_role::attn_output, i, hidden, q_dim);
-    bytes += mat(weight_role::ffn_gate, i, ffn, hidden);
-    bytes += mat(weight_role::ffn_up, i, ffn, hidden);
-    bytes += mat(weight_role::ffn_down, i, hidden, ffn);
-  }
-  // Norms (per-layer norms, QK-norms, the final norm) as f32.
-  const std::uint64_t norm_params = Model::norm_params_per_layer * std::uint64_t(n) + hidden;
-  return bytes + norm_params * 4;
+  std::uint64_t bytes = 0;
+  for_each_tensor<Model>([&](const tensor_spec& t) {
+    if (t.is_vector()) bytes += t.shape[0] * 4;
+    else bytes += matrix_bytes(weight_format(s, t.role, t.layer, Model::n_layers, t.shape[1], Model::tied_embedding),
+                               t.shape[0], t.shape[1]);
+  });
+  return bytes;
 }
 
-// The weights as a GPU backend uploads them into its arena: each tensor on its own 256-byte
-// boundary, the norm vectors as f32 (at most six per layer: input, post-attention, pre- and
-// post-FFN norms, QK-norms), plus two RoPE inverse-frequency tables. An upper bound for the
-// scheme; the executor reports the exact figure of the file it loaded.
+// The weights as a GPU backend uploads them into its arena: each tensor of the list on its own
+// 256-byte boundary, the norm vectors as f32, plus two RoPE inverse-frequency tables. Exact for
+// the scheme; the executor reports the figure of the file it loaded (a file may mix formats).
 template <class Model>
 constexpr std::uint64_t device_weight_bytes(weight_scheme s) {
   constexpr std::uint64_t a = 256;
-  const std::uint64_t hidden = std::uint64_t(Model::hidden), q_dim = std::uint64_t(Model::q_dim);
-  const std::uint64_t kv_dim = std::uint64_t(Model::kv_dim), ffn = std::uint64_t(Model::ffn);
-  const std::uint64_t vocab = std::uint64_t(Model::vocab), head_dim = std::uint64_t(Model::head_dim);
-  const int n = Model::n_layers;
-  const bool tied = Model::tied_embedding;
-  auto mat = [&](weight_role r, int layer, std::uint64_t rows, std::uint64_t cols) {
-    return round_up(matrix_bytes(weight_format(s, r, layer, n, cols, tied), rows, cols), a);
-  };
-  std::uint64_t bytes = mat(weight_role::token_embedding, 0, vocab, hidden) + round_up(hidden * 4, a);
-  if (!tied) bytes += mat(weight_role::output, 0, vocab, hidden);
-  for (int i = 0; i < n; ++i) {
-    bytes += mat(weight_role::attn_q, i, q_dim, hidden) + mat(weight_role::attn_k, i, kv_dim, hidden) +
-             mat(weight_role::attn_v, i, kv_dim, hidden) + mat(weight_role::attn_output, i, hidden, q_dim) +
-             mat(weight_role::ffn_gate, i, ffn, hidden) + mat(weight_role::ffn_up, i, ffn, hidden) +
-             mat(weight_role::ffn_down, i, hidden, ffn);
-    bytes += 4 * round_up(hidden * 4, a) + 2 * round_up(head_dim * 4, a);
-  }
-  return bytes + 2 * round_up(head_dim / 2 * 4, a);
+  std::uint64_t bytes = 0;
+  for_each_tensor<Model>([&](const tensor_spec& t) {
+    if (!is_bound(t)) return;  // an untied head: the GPU backend runs tied models only
+    if (t.is_vector()) bytes += round_up(t.shape[0] * 4, a);
+    else bytes += round_up(matrix_bytes(weight_format(s, t.role, t.layer, Model::n_layers, t.shape[1], Model::tied_embedding),
+                                        t.shape[0], t.shape[1]), a);
+  });
+  return bytes + 2 * round_up(std::uint64_t(Model::head_dim) / 2 * 4, a);
 }
 
 }  // namespace gemmaforge

@@ -47,7 +47,7 @@ namespace gemmaforge {
 // (plan/serving_config.hpp): the engine carves exactly the arena layout the planner sums for it.
 struct engine_config {
   serving_config limits{};            // max_seq_len, max_batch, prefill_chunk, block_tokens, KV pool, prefix slots, logits rows
-  std::int32_t max_queue = 1024;      // waiting requests beyond this are refused (errc::capacity)
+  std::int32_t max_queue = 1024;      // waiting requests beyond this are refused (errc::queue_full)
   bool threaded = false;              // run steps on a worker thread
   forward_options forward;
   std::vector<std::int32_t> stop_ids; // always-stop ids (eos, <end_of_turn>)
@@ -284,7 +284,7 @@ class basic_engine {
       if (stopping_) throw error(errc::shutdown, "engine is shut down: request refused");
       if (std::int64_t(waiting_.size()) + std::int64_t(sts.size()) > cfg_.max_queue) {
         ++stats_.requests_rejected;
-        throw error(errc::capacity, "request queue is full (" + std::to_string(cfg_.max_queue) + " waiting)");
+        throw error(errc::queue_full, "request queue is full (" + std::to_string(cfg_.max_queue) + " waiting)");
       }
       for (const auto& st : sts) {
         st->id_ = ++next_id_;

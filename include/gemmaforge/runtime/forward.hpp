@@ -2,7 +2,7 @@
 // forward<Model>: one step of the Gemma 1/2/3 forward pass, written once for every generation and
 // every backend. It reads top to bottom like the reference (HF modeling_gemma*.py):
 //   embed * sqrt(hidden) -> N x block -> final norm -> tied LM head -> final softcap
-// and the differences between generations come from the descriptor at compile time:
+// and the differences between generations come from the descriptor's traits at compile time:
 //   Gemma 1:   h = x + attn(norm(x));                 out = h + mlp(norm(h))
 //   Gemma 2/3: h = x + post_norm(attn(in_norm(x)));   out = h + post_norm(mlp(pre_norm(h)))
 //   Gemma 3:   QK-norm on q and k before RoPE; RoPE base and window per layer kind.
@@ -14,12 +14,14 @@
 
 #include <gemmaforge/core/dtype.hpp>
 #include <gemmaforge/kv/kv_pool.hpp>
+#include <gemmaforge/math/embedding.hpp>
+#include <gemmaforge/model/model_traits.hpp>
 #include <gemmaforge/model/weights.hpp>
 #include <gemmaforge/runtime/step.hpp>
 
 namespace gemmaforge {
 
-// Workspace views for one step of at most `max_tokens` tokens (sizes: plan/workspace.hpp).
+// Workspace views for one step of at most `max_tokens` tokens (regions of plan/arena_layout.hpp).
 struct forward_buffers {
   float* x = nullptr;       // [T][hidden] residual stream
   float* xn = nullptr;      // [T][hidden] normed input of a sub-block / its output
@@ -40,15 +42,20 @@ struct forward_options {
   dtype embed_scale_dtype = dtype::f32;
 };
 
+// The factor on the token embedding (model_traits::embedding_scale).
 template <class Model>
-float embedding_scale(dtype d) {
-  return Model::scale_embedding ? round_to(d, std::sqrt(float(Model::hidden))) : 1.0f;
+float embedding_factor(dtype d) {
+  if constexpr (Model::embedding_scale == embedding_scale_type::sqrt_hidden) return math::embedding_scale(Model::hidden, d);
+  else return 1.0f;
 }
 
+// The factor on the f32 q.k products (model_traits::query_scale). HF: scaling = head_dim ** -0.5
+// (Gemma 1) or query_pre_attn_scalar ** -0.5 (Gemma 2/3).
 template <class Model>
 constexpr float attention_scale() {
-  // HF: scaling = query_pre_attn_scalar ** -0.5, applied to the f32 q.k products.
-  return float(1.0 / __builtin_sqrt(double(Model::query_pre_attn_scalar)));
+  constexpr int divisor =
+      Model::query_scale == query_scale_type::sqrt_key_size ? Model::head_dim : Model::query_pre_attn_scalar;
+  return float(1.0 / __builtin_sqrt(double(divisor)));
 }
 
 template <class Model, class KvElem, class Backend>
@@ -60,7 +67,7 @@ void forward(Backend& be, const model_weights<Model>& w, kv_pool<Model, KvElem>&
   const int T = batch.n_tokens;
 
   be.begin_step(pool, batch);  // e.g. CUDA uploads the step's ids, positions and block tables
-  be.embed(w.embedding, batch.tokens, T, embedding_scale<Model>(opt.embed_scale_dtype), buf.x);
+  be.embed(w.embedding, batch.tokens, T, embedding_factor<Model>(opt.embed_scale_dtype), buf.x);
 
   for (int l = 0; l < Model::n_layers; ++l) {
     const layer_weights& lw = w.layers[std::size_t(l)];
@@ -71,7 +78,7 @@ void forward(Backend& be, const model_weights<Model>& w, kv_pool<Model, KvElem>&
     be.matmul(lw.q, buf.xn, T, buf.q);  // [T][heads * head_dim]
     be.matmul(lw.k, buf.xn, T, buf.k);  // [T][kv_heads * head_dim]
     be.matmul(lw.v, buf.xn, T, buf.v);
-    if constexpr (Model::qk_norm) {
+    if constexpr (Model::use_qk_norm) {
       be.rms_norm(buf.q, lw.q_norm, T * Model::heads, Model::head_dim, eps, buf.q);
       be.rms_norm(buf.k, lw.k_norm, T * Model::kv_heads, Model::head_dim, eps, buf.k);
     }
@@ -84,16 +91,17 @@ void forward(Backend& be, const model_weights<Model>& w, kv_pool<Model, KvElem>&
                                  float(Model::attn_softcap), buf.attn);
     be.template kv_append<Model>(pool, l, batch, buf.k, buf.v);
     be.matmul(lw.o, buf.attn, T, buf.xn);  // [T][hidden]
-    if constexpr (Model::post_norms) be.rms_norm(buf.xn, lw.post_attn_norm, T, H, eps, buf.xn);
+    if constexpr (Model::post_norm == post_norm_type::rms_norm) be.rms_norm(buf.xn, lw.post_attn_norm, T, H, eps, buf.xn);
     be.add(buf.x, buf.xn, T * H);
 
     // ---- MLP (GeGLU)
+    static_assert(Model::activation == activation_type::gelu_tanh, "forward: the runtime implements GeGLU only");
     be.rms_norm(buf.x, lw.ffn_norm, T, H, eps, buf.xn);
     be.matmul(lw.gate, buf.xn, T, buf.gate);  // [T][ffn]
     be.matmul(lw.up, buf.xn, T, buf.up);
     be.geglu(buf.gate, buf.up, T * F);        // gate <- gelu_tanh(gate) * up
     be.matmul(lw.down, buf.gate, T, buf.xn);  // [T][hidden]
-    if constexpr (Model::post_norms) be.rms_norm(buf.xn, lw.post_ffn_norm, T, H, eps, buf.xn);
+    if constexpr (Model::post_norm == post_norm_type::rms_norm) be.rms_norm(buf.xn, lw.post_ffn_norm, T, H, eps, buf.xn);
     be.add(buf.x, buf.xn, T * H);
   }
 

@@ -64,10 +64,7 @@ class engine : public basic_engine<Model, typename Backend::executor, kv_element
   static engine_config config_for(const tokenizer* tok) {
     engine_config c;
     c.limits = planned_limits(plan::result);
-    if (tok) {
-      c.stop_ids.push_back(tok->eos_id());
-      if (const int eot = tok->piece_to_id("<end_of_turn>"); eot >= 0) c.stop_ids.push_back(eot);
-    }
+    if (tok) c.stop_ids = tok->end_of_generation_ids();
     return c;
   }
 };

@@ -107,7 +107,11 @@ class request_state {
   const request_timings& timings() const { return timings_; }
   std::uint64_t id() const { return id_; }
 
-  // ---- engine side
+  // ---- engine side: written by the engine only (private, hence the trailing underscores)
+ private:
+  template <class Model, class Executor, class KvElem>
+  friend class basic_engine;
+
   generation_request req;
   std::uint64_t id_ = 0;
   std::vector<std::int32_t> tokens_;   // prompt + output, reserved up front (no growth in steps)
@@ -137,7 +141,6 @@ class request_state {
     done_cv_.notify_all();
   }
 
- private:
   std::atomic<bool> cancel_requested_{false};
   mutable std::mutex mutex_;
   mutable std::condition_variable done_cv_;

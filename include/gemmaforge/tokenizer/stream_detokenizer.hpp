@@ -4,8 +4,12 @@
 // (<0xE2><0x82><0xAC> is "€") and, in principle, multi-byte pieces cut mid-character; either way
 // the bytes wait in a small buffer until the character is complete. Bytes that can never form a
 // character become U+FFFD (one per maximal invalid subpart), as soon as that is certain; flush()
-// does the same for an unfinished tail at the end of a stream.
-// tokenizer::decode() is this class run over the whole sequence, so both always agree.
+// does the same for an unfinished tail at the end of a stream. The byte assembly is utf8_stream
+// (io/utf8.hpp), the engine's text_stream runs the same one; this class adds what belongs to the
+// start of a whole text: the dummy-prefix space a SentencePiece model puts before the first word
+// is dropped. tokenizer::decode() is this class run over the whole sequence, so both always agree;
+// the engine's stream of a *continuation* keeps that space (" Berlin" after "The capital is"),
+// which is the one difference (tests/unit/tokenizer_test.cpp checks both).
 #include <span>
 #include <string>
 #include <string_view>
@@ -27,50 +31,29 @@ class stream_detokenizer {
       if (tok_->strips_leading_space() && b.front() == ' ') b.remove_prefix(1);
       first_ = false;
     }
-    pending_.append(b);
-    return drain(false);
+    text_.pending().append(b);
+    return std::string(text_.take());
   }
 
   // Whatever is left at the end of the stream (an unfinished character becomes U+FFFD).
   std::string flush() {
-    std::string out = drain(true);
+    std::string out(text_.take(true));
     first_ = true;
     return out;
   }
 
   void reset() {
-    pending_.clear();
+    text_.clear();
     first_ = true;
   }
 
   // Bytes held back waiting for the rest of a character (at most 3).
-  std::size_t pending_bytes() const { return pending_.size(); }
+  std::size_t pending_bytes() const { return text_.pending_bytes(); }
 
  private:
-  std::string drain(bool at_end) {
-    std::string out;
-    std::size_t i = 0;
-    const std::string_view s = pending_;
-    while (i < s.size()) {
-      std::size_t prefix = 0;
-      const std::size_t n = detail::utf8_sequence_at(s, i, &prefix);
-      if (n > 0) {
-        out.append(s.substr(i, n));
-        i += n;
-      } else if (prefix > 0 && !at_end) {
-        break;  // a valid start of a character whose remaining bytes have not arrived yet
-      } else {
-        out.append(utf8_replacement);
-        i += detail::utf8_invalid_run(s, i);
-      }
-    }
-    pending_.erase(0, i);
-    return out;
-  }
-
   const tokenizer* tok_;
   decode_options opts_;
-  std::string pending_;
+  utf8_stream text_;
   bool first_ = true;
 };
 

@@ -1,9 +1,9 @@
 #pragma once
-// The tokenizer seen through the engine's token_text interface (runtime/text_stream.hpp): the raw
-// bytes of a token, special tokens as nothing.
+// The tokenizer seen through the engine's token_text interface (token_text_interface.hpp): the
+// raw bytes of a token, special tokens as nothing.
 #include <memory>
 
-#include <gemmaforge/runtime/text_stream.hpp>
+#include <gemmaforge/tokenizer/token_text_interface.hpp>
 #include <gemmaforge/tokenizer/tokenizer.hpp>
 
 namespace gemmaforge {

@@ -14,7 +14,9 @@
 //  - BOS is prepended when the file says so (tokenizer.ggml.add_bos_token), unless overridden.
 //  - decode() is ours: a per-id byte table (U+2581 -> space, <0xNN> -> the byte, special tokens
 //    skipped or rendered), run through the streaming detokenizer (stream_detokenizer.hpp), so
-//    streaming and whole-sequence decoding produce the same text by construction.
+//    stream() and decode() produce the same text by construction. The engine's stream of a
+//    continuation (runtime/text_stream.hpp) runs the same byte assembly (utf8_stream) and differs
+//    only in keeping the dummy-prefix space: tests/unit/tokenizer_test.cpp checks both.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -246,6 +248,12 @@ class tokenizer {
   bool add_bos() const { return add_bos_; }
   // Tokens that end a generation: EOS and, for chat models, <end_of_turn>.
   bool is_end_of_generation(int id) const { return id == eos_ || (id >= 0 && id == end_of_turn_id()); }
+  // The same ids as a list: the engine's default stop ids (engine_config::stop_ids).
+  std::vector<std::int32_t> end_of_generation_ids() const {
+    std::vector<std::int32_t> ids{eos_};
+    if (const int eot = end_of_turn_id(); eot >= 0) ids.push_back(eot);
+    return ids;
+  }
   // Bytes a token decodes to (possibly part of a UTF-8 character).
   std::string_view token_bytes(int id, bool skip_special = true) const {
     check_id(id);

@@ -54,10 +54,8 @@ class cpu_executor {
   cpu_executor& operator=(cpu_executor&&) noexcept = default;
 
   std::string description() const {
-    return std::string("cpu ") + std::string(to_string(opt_.isa)) + " x" + std::to_string(pool_->size()) + " threads" +
-           (opt_.precision == matmul_precision::exact              ? ", exact matmul"
-            : opt_.precision == matmul_precision::int8_activations ? ", int8 activations"
-                                                                   : ", int16 activations");
+    return std::string("cpu ") + std::string(to_string(opt_.isa)) + " x" + std::to_string(pool_->size()) + " threads, " +
+           std::string(to_string(opt_.precision));
   }
   thread_pool& pool() { return *pool_; }
   const executor_options& options() const { return opt_; }
@@ -140,7 +138,7 @@ class cpu_executor {
     matmul_options mo;
     mo.precision = opt_.precision;
     mo.isa = opt_.isa;
-    if (matmul_uses_int8(w.format, opt_.precision)) {
+    if (matmul_uses_quantized_activations(w.format, opt_.precision)) {
       std::byte* q = act_q_;
       if (memo_ != x || memo_rows_ != T || memo_cols_ != w.cols) {
         quantize_activations(*pool_, x, T, int(w.cols), q, opt_.precision, opt_.isa);

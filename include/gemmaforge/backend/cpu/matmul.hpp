@@ -44,12 +44,13 @@
 #include <gemmaforge/backend/cpu/matmul_task.hpp>
 #include <gemmaforge/backend/cpu/thread_pool.hpp>
 #include <gemmaforge/core/error.hpp>
+#include <gemmaforge/core/matmul_precision.hpp>
 #include <gemmaforge/core/tensor.hpp>
 #include <gemmaforge/math/quant.hpp>
 
 namespace gemmaforge::cpu {
 
-enum class matmul_precision : std::uint8_t { int8_activations, int16_activations, exact };
+using gemmaforge::matmul_precision;  // core/matmul_precision.hpp
 
 // Batches of at least this many rows take the GEMM walk order. GEMMAFORGE_GEMM_MIN_ROWS overrides
 // it (read once; a huge value restores the pre-GEMM schedule, for A/B timing of one binary).
@@ -90,8 +91,8 @@ constexpr std::size_t matmul_scratch_bytes(int cols, int n_rows_x, matmul_precis
   return make_act_layout(cols, p == matmul_precision::int16_activations).row_bytes * std::size_t(n_rows_x);
 }
 
-// Does this (format, precision) run an integer path?
-constexpr bool matmul_uses_int8(tensor_format f, matmul_precision p) {
+// Does this (format, precision) run an integer path (int8 or int16 quantized activations)?
+constexpr bool matmul_uses_quantized_activations(tensor_format f, matmul_precision p) {
   return is_block_quantized(f) && p != matmul_precision::exact;
 }
 
@@ -229,7 +230,7 @@ inline void matmul(thread_pool& pool, const weight_view& W, const float* x, int 
   if (W.cols % std::int64_t(block_elems(W.format)) != 0)
     throw error(errc::invalid_argument, "matmul: columns are not a multiple of the format's block size");
   const cpu_isa isa = clamp_cpu_isa(opt.isa);
-  const bool int8 = matmul_uses_int8(W.format, opt.precision);
+  const bool int8 = matmul_uses_quantized_activations(W.format, opt.precision);
   const bool wide = opt.precision == matmul_precision::int16_activations;
   detail::mm_task k;
   k.fmt = W.format;

@@ -97,13 +97,6 @@ struct kv_tile {
   static constexpr int units_per_row = D * int(sizeof(KvElem)) / unit;
 };
 
-template <class KvElem>
-__device__ __forceinline__ const KvElem* fresh_row(const kv_fresh_rows<KvElem>& f, const KvElem* plane, int row, int kvh,
-                                                   int h, int D) {
-  (void)f;
-  return plane + (std::int64_t(row) * kvh + h) * D;
-}
-
 // Cooperative load of keys/values at positions [t, t + KT) that satisfy valid(pos) into shared
 // memory (raw elements + per-position scales).
 template <int D, class KvElem, int KT, int Threads, class Valid>

@@ -51,6 +51,7 @@
 #include <gemmaforge/core/error.hpp>
 #include <gemmaforge/core/units.hpp>
 #include <gemmaforge/kv/kv_pool.hpp>
+#include <gemmaforge/model/tensor_list.hpp>
 #include <gemmaforge/model/weights.hpp>
 #include <gemmaforge/plan/arena_layout.hpp>
 #include <gemmaforge/plan/devices.hpp>
@@ -128,28 +129,27 @@ static_assert(sizeof(device_seq) == meta_layout::seq_ints * 4, "scratch.hpp: met
 
 class cuda_executor {
  public:
-  explicit cuda_executor(const cuda_executor_config& cfg = {}) : s_(std::make_unique<state>(cfg)) {}
+  explicit cuda_executor(const cuda_executor_config& cfg = {}) : s_(std::make_unique<state>(checked(cfg))) {}
   cuda_executor(cuda_executor&&) noexcept = default;
   cuda_executor& operator=(cuda_executor&&) noexcept = default;
   ~cuda_executor() = default;
 
   // For load logs: the GPU and the numerics in use.
   std::string description() const {
-    const matmul_precision p = s_->cfg.quant_precision;
-    return "cuda " + s_->device_name +
-           (p == matmul_precision::exact ? ", exact matmul" : p == matmul_precision::int8_activations ? ", int8 activations" : ", int16 activations") +
+    return "cuda " + s_->device_name + ", " + std::string(to_string(s_->cfg.quant_precision)) +
            (s_->cfg.decode_graphs ? ", decode graphs" : "");
   }
 
-  // Bytes of device copies of the weights (each tensor 256-byte aligned) and the RoPE tables.
+  // Bytes of device copies of the weights (each tensor of the model's list 256-byte aligned, as
+  // prepare_weights uploads them) and the two RoPE tables.
   template <class Model>
   static std::uint64_t device_weight_bytes(const model_weights<Model>& w) {
     auto a = [](std::uint64_t n) { return round_up(n, arena_alignment); };
-    std::uint64_t n = a(w.embedding.bytes()) + a(std::uint64_t(Model::hidden) * 4);
-    for (const layer_weights& l : w.layers) {
-      for (const weight_view* v : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) n += a(v->bytes());
-      n += 4 * a(std::uint64_t(Model::hidden) * 4) + 2 * a(std::uint64_t(Model::head_dim) * 4);
-    }
+    std::uint64_t n = 0;
+    for_each_tensor<Model>([&](const tensor_spec& t) {
+      if (!is_bound(t)) return;
+      n += is_norm(t.role) ? a(t.shape[0] * 4) : a(matrix_in(w, t).bytes());
+    });
     return n + 2 * a(std::uint64_t(Model::head_dim / 2) * 4);
   }
 
@@ -209,25 +209,11 @@ class cuda_executor {
     state& s = *s_;
     s.shape = shape_of(host);
     auto dev = std::make_shared<model_weights<Model>>();
-    dev->embedding = s.upload(host.embedding, "embedding");
-    dev->final_norm = s.upload_floats(host.final_norm, Model::hidden, "final norm");
-    for (int l = 0; l < Model::n_layers; ++l) {
-      const layer_weights& h = host.layers[std::size_t(l)];
-      layer_weights& d = dev->layers[std::size_t(l)];
-      d.q = s.upload(h.q, "q");
-      d.k = s.upload(h.k, "k");
-      d.v = s.upload(h.v, "v");
-      d.o = s.upload(h.o, "o");
-      d.gate = s.upload(h.gate, "gate");
-      d.up = s.upload(h.up, "up");
-      d.down = s.upload(h.down, "down");
-      d.attn_norm = s.upload_floats(h.attn_norm, Model::hidden, "attn norm");
-      d.post_attn_norm = s.upload_floats(h.post_attn_norm, Model::hidden, "post-attn norm");
-      d.ffn_norm = s.upload_floats(h.ffn_norm, Model::hidden, "ffn norm");
-      d.post_ffn_norm = s.upload_floats(h.post_ffn_norm, Model::hidden, "post-ffn norm");
-      d.q_norm = s.upload_floats(h.q_norm, Model::head_dim, "q norm");
-      d.k_norm = s.upload_floats(h.k_norm, Model::head_dim, "k norm");
-    }
+    for_each_tensor<Model>([&](const tensor_spec& t) {
+      if (!is_bound(t)) return;
+      if (is_norm(t.role)) gain_in(*dev, t) = s.upload_floats(gain_in(host, t), int(t.shape[0]), to_string(t.role).data());
+      else matrix_in(*dev, t) = s.upload(matrix_in(host, t), to_string(t.role).data());
+    });
     for (layer_kind k : {layer_kind::global, layer_kind::local})
       if (Model::layers::count(k) > 0)
         s.rope_table(Model::head_dim, Model::rope::theta(k), Model::rope::position_scale(k));
@@ -454,14 +440,17 @@ class cuda_executor {
   static detail::model_shape shape_of(const model_weights<Model>& w) {
     detail::model_shape m{Model::hidden, Model::q_dim,   Model::kv_dim,   Model::ffn,   Model::vocab,
                           Model::heads,  Model::kv_heads, Model::head_dim, Model::window, false};
-    auto q = [&](const weight_view& v) { m.quantized = m.quantized || is_block_quantized(v.format); };
-    q(w.embedding);
-    for (const layer_weights& l : w.layers)
-      for (const weight_view* v : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) q(*v);
+    for_each_tensor<Model>([&](const tensor_spec& t) {
+      if (is_bound(t) && !is_norm(t.role)) m.quantized = m.quantized || is_block_quantized(matrix_in(w, t).format);
+    });
     return m;
   }
 
  private:
+  static const cuda_executor_config& checked(const cuda_executor_config& cfg) {
+    return cfg;
+  }
+
   template <class Model, class KvElem>
   kv_layer_planes<KvElem> planes(kv_pool<Model, KvElem>& pool, int layer) const {
     const kv_cache_mut_view mv = pool.view(0, layer);  // plane pointers; block lists come from the step

@@ -33,13 +33,15 @@
 #include <gemmaforge/backend/cuda/weight_load.cuh>
 #include <gemmaforge/core/error.hpp>
 #include <gemmaforge/core/format.hpp>
+#include <gemmaforge/core/matmul_precision.hpp>
 #include <gemmaforge/core/tensor.hpp>
 #include <gemmaforge/math/quant.hpp>
 #include <gemmaforge/math/reduce.hpp>
 
 namespace gemmaforge::cuda {
 
-enum class matmul_precision : std::uint8_t { int8_activations, int16_activations, exact };
+// core/matmul_precision.hpp: this backend runs all three (int16 = two int8 digit planes).
+using gemmaforge::matmul_precision;
 
 // int8 planes a quantized activation row takes (scratch.hpp's act_quant_bytes): 0 for exact.
 constexpr int act_digits(matmul_precision p) {
