@@ -111,7 +111,7 @@ tool_request parse_tools(const ojson& body) {
   return t;
 }
 
-chat_message tool_history_message(const nlohmann::json& m, std::size_t index, const std::string& role, std::string content) {
+chat_message tool_history_message(const nlohmann::json& m, std::size_t index, const std::string& role, const std::string& content) {
   const std::string where = "messages[" + std::to_string(index) + "]";
   if (role == "tool") {
     const auto id = m.find("tool_call_id");

@@ -60,7 +60,7 @@ tool_request parse_tools(const nlohmann::ordered_json& body);
 
 // A history message the plain parser does not handle: role "tool", or an assistant message with
 // tool_calls. Returns it as a chat_message (user/assistant) in the prompt convention.
-chat_message tool_history_message(const nlohmann::json& m, std::size_t index, const std::string& role, std::string content);
+chat_message tool_history_message(const nlohmann::json& m, std::size_t index, const std::string& role, const std::string& content);
 
 // Adds the tool instructions to the system turn and, where tools or tool messages are present,
 // joins consecutive turns of one side.

@@ -35,8 +35,9 @@ static parity_result run(const gf::model_weights<Model>& w) {
 template <class Model>
 parity_result run_cpu_parity(bool kv_bf16, bool q8) {
   gf::testing::random_model<Model> m(parity_seed);
-  std::vector<std::vector<std::byte>> store;
-  if (q8) gf::testing::requantize_layers_q8_0(m.w, store);
+  if (!q8) return kv_bf16 ? run<Model, gf::bf16>(m.w) : run<Model, float>(m.w);
+  std::vector<std::vector<std::byte>> store;  // the q8_0 bytes the views point into
+  gf::testing::requantize_layers_q8_0(m.w, store);
   return kv_bf16 ? run<Model, gf::bf16>(m.w) : run<Model, float>(m.w);
 }
 

@@ -190,7 +190,10 @@ TEST_CASE("sampler: logprobs equal a reference log-softmax, top-k in order", "[c
     std::vector<std::int32_t> order(static_cast<std::size_t>(vocab));
     std::iota(order.begin(), order.end(), 0);
     std::partial_sort(order.begin(), order.begin() + k, order.end(),
-                      [&](std::int32_t a, std::int32_t b) { return l[a] > l[b] || (l[a] == l[b] && a < b); });
+                      [&](std::int32_t a, std::int32_t b) {
+                        const float la = l[static_cast<std::size_t>(a)], lb = l[static_cast<std::size_t>(b)];
+                        return la > lb || (la == lb && a < b);
+                      });
     for (int j = 0; j < k; ++j) {
       CHECK(r.top_ids[j] == order[static_cast<std::size_t>(j)]);
       CHECK(r.top_logprobs[j] == Approx(double(l[order[static_cast<std::size_t>(j)]]) - lse).margin(1e-5));

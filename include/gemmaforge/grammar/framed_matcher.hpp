@@ -34,7 +34,7 @@ class framed_matcher {
   using state_type = framed_state;
   enum phase : std::uint8_t { free_text = 0, prefix = 1, json = 2, suffix = 3, done = 4 };
 
-  framed_matcher(const compiled_grammar& g, std::string opener = {}, std::string closer = {}, bool free_first = false)
+  explicit framed_matcher(const compiled_grammar& g, std::string opener = {}, std::string closer = {}, bool free_first = false)
       : m_(g), opener_(std::move(opener)), closer_(std::move(closer)), free_first_(free_first && !opener_.empty()) {}
 
   framed_state start() const {

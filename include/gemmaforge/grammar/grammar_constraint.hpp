@@ -26,7 +26,7 @@ struct frame_text {
 
 class grammar_constraint final : public token_constraint {
  public:
-  grammar_constraint(std::shared_ptr<const compiled_grammar> g, std::shared_ptr<const token_trie> trie, frame_text frame = {})
+  grammar_constraint(std::shared_ptr<const compiled_grammar> g, std::shared_ptr<const token_trie> trie, const frame_text& frame = {})
       : g_(std::move(g)), trie_(std::move(trie)), m_(*g_, frame.opener, frame.closer, frame.free_first), state_(m_.start()),
         work_(*trie_) {}
 

@@ -268,8 +268,14 @@ class matcher {
         t.state = s_in;
         return true;
       case s_in:
-        if (c == '"') return --s.depth, true;
-        if (c == '\\') return t.state = s_escape, true;
+        if (c == '"') {
+          --s.depth;
+          return true;
+        }
+        if (c == '\\') {
+          t.state = s_escape;
+          return true;
+        }
         if (c < 0x20) return false;
         if (c < 0x80) return true;
         // UTF-8 lead byte: how many continuation bytes, and the first one's range (RFC 3629).
@@ -296,8 +302,15 @@ class matcher {
         if (--t.a == 0) t.state = s_in;
         return true;
       case s_escape:
-        if (c == 'u') return t.state = s_hex, t.a = 0, true;
-        if (c == '"' || c == '\\' || c == '/' || c == 'b' || c == 'f' || c == 'n' || c == 'r' || c == 't') return t.state = s_in, true;
+        if (c == 'u') {
+          t.state = s_hex;
+          t.a = 0;
+          return true;
+        }
+        if (c == '"' || c == '\\' || c == '/' || c == 'b' || c == 'f' || c == 'n' || c == 'r' || c == 't') {
+          t.state = s_in;
+          return true;
+        }
         return false;
       case s_hex:
         if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))) return false;

@@ -7,6 +7,7 @@
 //
 // No allocation: the caller passes room for k ids and k values (the engine uses the start of the
 // sampler's planned workspace, free again once the draw is made).
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -31,15 +32,14 @@ inline double log_sum_exp(const float* x, std::int32_t n) {
   if (!std::isfinite(m)) return double(m);
   double s = 0.0;
   for (std::int32_t i = 0; i < n; ++i) s += std::exp(double(x[i]) - double(m));
-  return double(m) + std::log(s);
+  return double(m) + std::log(std::max(s, 1.0));  // the maximum itself adds exp(0) = 1
 }
 
 // The chosen token's log-probability and the k most likely tokens with theirs. `top_ids` and
 // `top_lp` hold at least k entries; k is clamped to [0, max_top_logprobs].
 inline token_logprobs compute_logprobs(const float* logits, std::int32_t vocab, std::int32_t chosen, std::int32_t k,
                                        std::int32_t* top_ids, float* top_lp) {
-  k = k < 0 ? 0 : k > max_top_logprobs ? max_top_logprobs : k;
-  k = k > vocab ? vocab : k;
+  k = std::clamp(k, std::int32_t(0), std::min(std::int32_t(max_top_logprobs), vocab));
   const double lse = log_sum_exp(logits, vocab);
   token_logprobs out;
   out.logprob = float(double(logits[chosen]) - lse);
