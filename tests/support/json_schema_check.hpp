@@ -54,9 +54,9 @@ inline std::string schema_violation(const nlohmann::json& v, const nlohmann::jso
       if (!v.contains(r.get<std::string>())) return at + ": missing required " + r.get<std::string>();
     for (const auto& [k, x] : v.items()) {
       if (props.contains(k)) {
-        if (auto e = schema_violation(x, props[k], root, at + "." + k); !e.empty()) return e;
+        if (auto e = schema_violation(x, props[k], root, std::string(at).append(".").append(k)); !e.empty()) return e;
       } else if (s.contains("additionalProperties") && s["additionalProperties"] == false) {
-        return at + ": additional property " + k;
+        return std::string(at).append(": additional property ").append(k);
       }
     }
   }

@@ -151,7 +151,7 @@ TEST_CASE("sampler: penalties push repeated tokens down", "[cpu][sampler]") {
 }
 
 TEST_CASE("sampler: invalid parameters are rejected with the field named", "[cpu][sampler]") {
-  auto msg = [](gf::sampling_params p) {
+  auto msg = [](const gf::sampling_params& p) {
     try { gf::validate(p); } catch (const gf::error& e) { return std::string(e.what()); }
     return std::string();
   };

@@ -68,13 +68,13 @@ struct compiled_grammar {
       if (n.kind != node_kind::object || n.any_keys) continue;
       std::int32_t next = n.n_properties;
       for (std::int32_t i = n.n_properties - 1; i >= 0; --i) {
-        if (properties[std::size_t(n.first_property + i)].required) next = i;
-        next_required[std::size_t(n.first_property + i)] = next;
+        if (properties[std::size_t(n.first_property) + std::size_t(i)].required) next = i;
+        next_required[std::size_t(n.first_property) + std::size_t(i)] = next;
       }
     }
   }
   std::int32_t first_required_from(const node& n, std::int32_t i) const {
-    return i >= n.n_properties ? n.n_properties : next_required[std::size_t(n.first_property + i)];
+    return i >= n.n_properties ? n.n_properties : next_required[std::size_t(n.first_property) + std::size_t(i)];
   }
   // Copies `src` into this grammar; returns its root's index here.
   std::int32_t append(const compiled_grammar& src) {
@@ -104,10 +104,10 @@ struct compiled_grammar {
   }
 
   std::uint64_t bytes() const {
-    std::uint64_t b = nodes.size() * sizeof(node) + first_byte_tables.size() * sizeof(first_byte_tables[0]) +
+    std::uint64_t b = nodes.size() * sizeof(node) + first_byte_tables.size() * sizeof(decltype(first_byte_tables)::value_type) +
                       next_required.size() * sizeof(std::int32_t);
     for (const auto& p : properties) b += sizeof(p) + p.key_text.size();
-    for (const auto& l : literals) b += sizeof(l) + l.size();
+    for (const auto& l : literals) b += sizeof(std::string) + l.size();
     return b;
   }
 };

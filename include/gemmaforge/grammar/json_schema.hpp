@@ -133,7 +133,7 @@ class schema_compiler {
       bool ok = false;
       for (const char* kn : known) ok = ok || k == kn;
       if (!ok)
-        fail(k, path + "/" + k, "unsupported JSON Schema keyword '" + k + "' at " + where(path) +
+        fail(k, std::string(path).append("/").append(k), "unsupported JSON Schema keyword '" + k + "' at " + where(path) +
                                     " (supported: type, properties, required, additionalProperties, items, minItems, maxItems, "
                                     "enum, const, anyOf, $ref, $defs)");
     }
@@ -213,7 +213,7 @@ class schema_compiler {
         msg += type;
         msg += " at ";
         msg += where(path);
-        fail(k, path + "/" + k, msg);
+        fail(k, std::string(path).append("/").append(k), msg);
       }
   }
 
@@ -238,7 +238,7 @@ class schema_compiler {
       const auto it = s.find(k);
       if (it == s.end()) return def;
       if (!it->is_number_integer() || it->template get<std::int64_t>() < 0 || it->template get<std::int64_t>() > (1 << 20))
-        fail(k, path + "/" + k, "'" + std::string(k) + "' at " + where(path) + " must be an integer in [0, 1048576]");
+        fail(k, std::string(path).append("/").append(k), "'" + std::string(k) + "' at " + where(path) + " must be an integer in [0, 1048576]");
       return std::int32_t(it->template get<std::int64_t>());
     };
     n.min_items = count("minItems", 0);
@@ -316,7 +316,7 @@ class schema_compiler {
         for (char c = '0'; c <= '9'; ++c) f[std::uint8_t(c)] = true;
         break;
       case node_kind::literals:
-        for (std::int32_t i = 0; i < n.n_literals; ++i) f[std::uint8_t(g_.literals[std::size_t(n.first_literal + i)][0])] = true;
+        for (std::int32_t i = 0; i < n.n_literals; ++i) f[std::uint8_t(g_.literals[std::size_t(n.first_literal) + std::size_t(i)][0])] = true;
         break;
       case node_kind::choice:
         for (const auto& c : choices_)

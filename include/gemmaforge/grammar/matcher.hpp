@@ -174,7 +174,7 @@ class matcher {
     return true;
   }
 
-  const std::string& key(const node& n, std::int32_t i) const { return g_.properties[std::size_t(n.first_property + i)].key_text; }
+  const std::string& key(const node& n, std::int32_t i) const { return g_.properties[std::size_t(n.first_property) + std::size_t(i)].key_text; }
 
   step object_byte(matcher_state& s, frame& t, const node& n, std::uint8_t c) const {
     const bool declared = !n.any_keys;
@@ -222,7 +222,7 @@ class matcher {
         t.state = o_after;
         std::int32_t value = n.items;
         if (declared) {
-          value = g_.properties[std::size_t(n.first_property + t.a)].value;
+          value = g_.properties[std::size_t(n.first_property) + std::size_t(t.a)].value;
           ++t.a;
         }
         return push(s, value) ? step::ok : step::fail;
