@@ -174,6 +174,17 @@ class http_transport::impl {
     if (it != per_client_.end() && --it->second <= 0) per_client_.erase(it);
   }
 
+  // ---- request-body accounting (transport_options::max_buffered_body_bytes)
+  bool reserve_body(std::uint64_t n) {
+    std::uint64_t held = bodies_.load();
+    do {
+      if (n > opts_.max_buffered_body_bytes || held > opts_.max_buffered_body_bytes - n) return false;
+    } while (!bodies_.compare_exchange_weak(held, held + n));
+    return true;
+  }
+  void release_body(std::uint64_t n) { bodies_ -= n; }
+  std::uint64_t buffered_body_bytes() const { return bodies_.load(); }
+
   void accept();
 
   transport_options opts_;
@@ -182,6 +193,7 @@ class http_transport::impl {
   std::mutex count_mutex_;
   std::atomic<int> open_{0};
   std::unordered_map<std::string, int> per_client_;
+  std::atomic<std::uint64_t> bodies_{0};  // bytes reserved by the bodies of open connections
 
   std::mutex live_mutex_;
   std::map<std::uint64_t, std::weak_ptr<connection>> live_;
@@ -197,7 +209,7 @@ class http_transport::impl {
 class http_transport::impl::connection final : public exchange, public std::enable_shared_from_this<connection> {
  public:
   connection(impl& t, tcp::socket s, std::string addr, std::uint64_t id)
-      : t_(t), sock_(std::move(s)), timer_(sock_.get_executor()), buf_(t.opts_.max_header_bytes + 8192), id_(id) {
+      : t_(t), sock_(std::move(s)), timer_(sock_.get_executor()), buf_(t.opts_.read_buffer_bytes()), id_(id) {
     req_.remote_addr = std::move(addr);
     access_.start = std::chrono::steady_clock::now();
   }
@@ -286,6 +298,8 @@ class http_transport::impl::connection final : public exchange, public std::enab
   void release() {
     if (released_) return;
     released_ = true;
+    t_.release_body(body_reserved_);
+    body_reserved_ = 0;
     t_.release(req_.remote_addr);
     std::lock_guard lock(t_.live_mutex_);
     t_.live_.erase(id_);
@@ -351,6 +365,7 @@ class http_transport::impl::connection final : public exchange, public std::enab
     http_response r;
     r.status = status;
     r.body = t_.h_.error_body(status, message, code);
+    if (status == 503) r.headers.emplace_back("Retry-After", "1");
     write_whole(r);
   }
 
@@ -375,6 +390,17 @@ class http_transport::impl::connection final : public exchange, public std::enab
       }
     }
     if (parser_->is_done()) return on_body({});
+    // Reserve the body's bytes before reading them: its Content-Length, or for a chunked body the
+    // most it may grow to (413 past that); an over-long Content-Length is refused by the parser.
+    const std::uint64_t want = std::min<std::uint64_t>(parser_->content_length().value_or(t_.opts_.max_body_bytes),
+                                                       t_.opts_.max_body_bytes);
+    if (!t_.reserve_body(want))
+      return refuse(503,
+                    "server busy: the request bodies being received hold " + std::to_string(t_.buffered_body_bytes()) +
+                        " bytes and this one needs " + std::to_string(want) + " more; the limit is " +
+                        std::to_string(t_.opts_.max_buffered_body_bytes) + " bytes (--max-buffered-body-bytes); retry later",
+                    "server_busy");
+    body_reserved_ = want;
     if (const auto it = h.find(http::field::expect); it != h.end() && boost::beast::iequals(it->value(), "100-continue")) {
       out_ = "HTTP/1.1 100 Continue\r\n\r\n";
       set_deadline(t_.opts_.write_timeout, 0);
@@ -428,6 +454,12 @@ class http_transport::impl::connection final : public exchange, public std::enab
     clear_deadline();
     req_.body = std::move(parser_->get().body());
     parser_.reset();
+    // A chunked body reserved the maximum: keep only what it holds (the string lives as long as
+    // the connection, so the reservation does too).
+    if (body_reserved_ > req_.body.capacity()) {
+      t_.release_body(body_reserved_ - req_.body.capacity());
+      body_reserved_ = req_.body.capacity();
+    }
     stage_ = stage::waiting;
     watch();
     t_.h_.handle(shared_from_this());
@@ -510,6 +542,7 @@ class http_transport::impl::connection final : public exchange, public std::enab
   boost::beast::flat_buffer buf_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::uint64_t id_;
+  std::uint64_t body_reserved_ = 0;  // bytes of the transport's body budget this connection holds
   http_request req_;
   access_record access_;
   int version_ = 11;

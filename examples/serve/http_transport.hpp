@@ -11,6 +11,10 @@
 //   - a cap on open connections, global and per client address;
 //   - the header block <= max_header_bytes (431), the body <= max_body_bytes (413, whether it is
 //     sized by Content-Length or chunked; refused before it is buffered);
+//   - all bodies held at once <= max_buffered_body_bytes (503 server_busy before the body is read):
+//     a request reserves its Content-Length (a chunked one max_body_bytes, cut to its size once
+//     read) until its connection ends, so the server's request memory has a bound that does not
+//     grow with the connection cap (4096 x 4 MiB would be 16 GiB);
 //   - RFC 9112 framing: two Content-Lengths, a non-decimal one, Content-Length with chunked, an
 //     HTTP/1.1 request without Host: 400.
 // One request per connection (Connection: close): keep-alive would buy a TCP handshake per request,
@@ -80,12 +84,15 @@ struct transport_options {
   int port = 8080;                                  // 0 = any free port
   std::size_t max_body_bytes = 4u << 20;
   std::size_t max_header_bytes = 64u << 10;         // request line + headers
+  std::size_t max_buffered_body_bytes = 256u << 20; // every connection's body together
   std::chrono::milliseconds header_timeout{10000};  // whole request head
   std::chrono::milliseconds body_timeout{30000};    // whole body
   std::chrono::milliseconds write_timeout{10000};   // one write (a client that stops reading)
   int max_connections = 4096;                       // lowered to what RLIMIT_NOFILE allows
   int max_connections_per_client = 1024;
   int io_threads = 2;
+  // A connection's read buffer: the largest head plus room for the body bytes read with it.
+  std::size_t read_buffer_bytes() const { return max_header_bytes + 8192; }
 };
 
 struct transport_handlers {

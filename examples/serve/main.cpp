@@ -62,6 +62,9 @@ int main(int argc, char** argv) {
   app.add_option("--api-key", so.api_key, "require 'Authorization: Bearer KEY' on /v1/ endpoints")->envname("GEMMAFORGE_API_KEY");
   app.add_option("--model-alias", so.model_alias, "model id to list and accept (default: the model's registry name)");
   app.add_option("--max-body-bytes", to.max_body_bytes, "largest request body; larger ones get HTTP 413")->check(CLI::PositiveNumber);
+  app.add_option("--max-buffered-body-bytes", to.max_buffered_body_bytes,
+                 "request bodies held at once, all connections together; past it: HTTP 503 before the body is read")
+      ->check(CLI::PositiveNumber);
   app.add_option("--http-threads", so.http_threads, "worker threads that parse and tokenize request bodies (connections need none)")
       ->check(CLI::Range(1, 256));
   app.add_option("--max-connections", to.max_connections, "open connections, all clients together; past it: 503 and close")
@@ -100,6 +103,10 @@ int main(int argc, char** argv) {
     to.port = port;
     to.header_timeout = std::chrono::milliseconds(std::int64_t(header_timeout * 1000));
     to.body_timeout = std::chrono::milliseconds(std::int64_t(body_timeout * 1000));
+    if (to.max_buffered_body_bytes < to.max_body_bytes)
+      throw gf::error(gf::errc::invalid_argument, "--max-buffered-body-bytes (" + std::to_string(to.max_buffered_body_bytes) +
+                                                      ") must be at least --max-body-bytes (" + std::to_string(to.max_body_bytes) +
+                                                      "): a largest body could never be read");
     transport = std::make_unique<gs::http_transport>(to, server.handlers());
     const int bound = transport->bind();
     transport->start();
@@ -118,9 +125,15 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "warn: listening on %s without --api-key: anyone who reaches it can use it\n", host.c_str());
     server.set_engine(eng.get());
     std::fprintf(stderr, "info: serving model id '%s'\n", server.model_id().c_str());
-    std::fprintf(stderr, "info: HTTP: at most %d connections (%d per client), head %.0f s, body %.0f s, %d workers\n",
-                 transport->options().max_connections, transport->options().max_connections_per_client, header_timeout, body_timeout,
-                 so.http_threads);
+    // The request memory the transport bounds: each head's read buffer, and every body together.
+    const auto& topt = transport->options();
+    const std::uint64_t heads = std::uint64_t(topt.max_connections) * topt.read_buffer_bytes();
+    std::fprintf(stderr,
+                 "info: HTTP: at most %d connections (%d per client), head %.0f s, body %.0f s, %d workers; request memory at most "
+                 "%s of heads (%d x %s) + %s of bodies (--max-buffered-body-bytes)\n",
+                 topt.max_connections, topt.max_connections_per_client, header_timeout, body_timeout, so.http_threads,
+                 gf::format_bytes(heads).c_str(), topt.max_connections, gf::format_bytes(topt.read_buffer_bytes()).c_str(),
+                 gf::format_bytes(topt.max_buffered_body_bytes).c_str());
     std::fprintf(stderr, "listening on http://%s:%d\n", host.c_str(), bound);
   } catch (const gf::error& e) {
     std::fprintf(stderr, "gemmaforge-serve: %s\n", e.what());

@@ -51,6 +51,8 @@ gf_serve_test(load client_load.py --max-batch 8)
 gf_serve_test(attacks client_attacks.py --ctx-size 512 --max-batch 2 --header-timeout 3 --body-timeout 3
               --max-body-bytes 1048576)
 gf_serve_test(conn_cap client_conn_cap.py --max-connections-per-client 20)
+# The body budget: every connection's body together, 503 server_busy past it (before reading the body).
+gf_serve_test(body_budget client_body_budget.py --max-body-bytes 1048576 --max-buffered-body-bytes 2097152 --body-timeout 60)
 gf_serve_test(shutdown_slow client_shutdown_slow.py --shutdown-timeout 2 --header-timeout 60)
 gf_serve_test(shutdown_twice client_shutdown_twice.py --shutdown-timeout 60)
 # Fair admission: a short request 1 s behind a 1200-token prompt gets its first token early.
