@@ -117,7 +117,7 @@ inline void run_schedule(gc::attention_schedule sched, float softcap, const sche
     batch.n_tokens = rows;
     batch.seqs = seqs.data();
     batch.n_seqs = int(seqs.size());
-    std::vector<std::int32_t> logit_rows(std::size_t(rows));
+    std::vector<std::int32_t> logit_rows(static_cast<std::size_t>(rows));
     batch.logit_rows = logit_rows.data();
     batch.n_logits_rows = gf::choose_logit_rows(batch.seqs, batch.n_seqs, logit_rows.data());
     const int T = rows;
