@@ -33,7 +33,7 @@ struct decode_rig {
   const gf::model_weights<Model>* w = nullptr;
   std::unique_ptr<pool_t> pool;
   gf::forward_buffers buf;
-  std::vector<std::int32_t> tokens, positions;
+  std::vector<std::int32_t> tokens, positions, logit_rows;
   std::vector<gf::step_sequence> seqs;
   gf::step_batch batch;
   std::uint64_t weight_bytes = 0, kv_bytes_per_step = 0;
@@ -98,7 +98,6 @@ struct decode_rig {
     buf.gate = at("gate");
     buf.up = at("up");
     buf.logits = at("logits");
-    buf.logit_rows = L.pointer<std::int32_t>("step_logit_rows", mem.arena, mem.host);
 
     std::vector<std::int32_t> ids(std::size_t(ctx) + 1, 2);
     for (int b = 0; b < B; ++b) {
@@ -119,7 +118,9 @@ struct decode_rig {
     batch.n_tokens = B;
     batch.seqs = seqs.data();
     batch.n_seqs = B;
-    batch.n_logits_rows = B;
+    logit_rows.resize(std::size_t(B));
+    batch.logit_rows = logit_rows.data();
+    batch.n_logits_rows = gf::choose_logit_rows(batch.seqs, batch.n_seqs, logit_rows.data());
     kv_bytes_per_step = std::uint64_t(B) * std::uint64_t(ctx) * 2 * Model::kv_dim * 2 *
                         std::uint64_t(Model::layers::global_layers()) +
                         std::uint64_t(B) * std::uint64_t(std::min(ctx, Model::window > 0 ? Model::window : ctx)) * 2 *

@@ -50,7 +50,7 @@ inline void run_schedule(gc::attention_schedule sched, float softcap, const sche
   gc::cuda_executor_config xc;
   xc.attention = sched;
   xc.attn_split_tokens = 32;
-  xc.decode_graphs = false;  // ops must run now: the test reads outputs without logits_to_host
+  xc.decode_graphs = false;  // the test calls the ops directly, not through run_step
   gf::layout_inputs in;
   in.backend = gf::backend_kind::cuda;
   in.config = gf::serving_config{.max_seq_len = 160, .max_batch = std::uint32_t(n_seqs), .kv = gf::dtype_of<Kv>::value,
@@ -117,22 +117,25 @@ inline void run_schedule(gc::attention_schedule sched, float softcap, const sche
     batch.n_tokens = rows;
     batch.seqs = seqs.data();
     batch.n_seqs = int(seqs.size());
-    batch.n_logits_rows = batch.n_seqs;
+    std::vector<std::int32_t> logit_rows(static_cast<std::size_t>(rows));
+    batch.logit_rows = logit_rows.data();
+    batch.n_logits_rows = gf::choose_logit_rows(batch.seqs, batch.n_seqs, logit_rows.data());
     const int T = rows;
     const auto q = random_floats(std::size_t(T) * H * D, rng());
     const auto k = random_floats(std::size_t(T) * KVH * D, rng());
     const auto v = random_floats(std::size_t(T) * KVH * D, rng());
     dbuf<float> dq(q), dk(k), dv(v), dout(std::size_t(T) * H * D);
-    exec.begin_step(dpool, batch);
+    const gf::step_view dstep = exec.begin_step(dpool, batch);
+    const gf::step_view hstep = gf::host_step_view(batch);
     for (int layer = 0; layer < 2; ++layer) {
       INFO("layer " << layer);
       const int window = layer == 0 ? Model::window : 0;
-      exec.template attention<Model>(dpool, layer, batch, dq.get(), dk.get(), dv.get(), window, scale, softcap, dout.get());
+      exec.template attention<Model>(dpool, layer, dstep, dq.get(), dk.get(), dv.get(), window, scale, softcap, dout.get());
       std::vector<float> ref(std::size_t(T) * H * D), plain(std::size_t(T) * H * D);
       canonical_attention<Model, Kv>(hpool, layer, batch, q.data(), k.data(), v.data(), window, scale, softcap, 32, ref.data());
-      naive.attention<Model>(hpool, layer, batch, q.data(), k.data(), v.data(), window, scale, softcap, plain.data());
-      exec.template kv_append<Model>(dpool, layer, batch, dk.get(), dv.get());
-      naive.kv_append<Model>(hpool, layer, batch, k.data(), v.data());
+      naive.attention<Model>(hpool, layer, hstep, q.data(), k.data(), v.data(), window, scale, softcap, plain.data());
+      exec.template kv_append<Model>(dpool, layer, dstep, dk.get(), dv.get());
+      naive.kv_append<Model>(hpool, layer, hstep, k.data(), v.data());
       const auto got = dout.download();
       CHECK(bit_mismatches(got, ref, ref.size()) == 0);
       float worst = 0;

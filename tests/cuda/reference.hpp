@@ -12,7 +12,7 @@
 #include <gemmaforge/math/reduce.hpp>
 #include <gemmaforge/math/softcap.hpp>
 #include <gemmaforge/math/softmax.hpp>
-#include <gemmaforge/runtime/step.hpp>
+#include <gemmaforge/step/step.hpp>
 
 #include "support/canonical_attention.hpp"
 

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <initializer_list>
 #include <stdexcept>
 #include <vector>
 
@@ -15,7 +16,7 @@
 #include <gemmaforge/kv/kv_pool.hpp>
 #include <gemmaforge/model/weights.hpp>
 #include <gemmaforge/plan/arena_layout.hpp>
-#include <gemmaforge/runtime/step.hpp>
+#include <gemmaforge/step/step.hpp>
 
 namespace gemmaforge::testing {
 
@@ -33,7 +34,9 @@ class naive_executor {
   template <class Model>
   const model_weights<Model>& prepare_weights(const model_weights<Model>& w) const { return w; }
   template <class Model, class KvElem>
-  void begin_step(kv_pool<Model, KvElem>&, const step_batch&) {}
+  step_view begin_step(kv_pool<Model, KvElem>&, const step_batch& batch) { return host_step_view(batch); }
+  template <class Body>
+  void run_step(const step_view&, Body&& body) { body(); }
   const float* logits_to_host(const float* logits, std::size_t) const { return logits; }
 
   static float weight(const weight_view& w, std::int64_t r, std::int64_t c) {
@@ -46,8 +49,9 @@ class naive_executor {
     }
   }
 
-  void embed(const weight_view& e, const std::int32_t* tokens, int T, float scale, float* out) {
-    for (int t = 0; t < T; ++t)
+  void embed(const weight_view& e, const step_view& st, float scale, float* out) {
+    const std::int32_t* tokens = st.tokens;
+    for (int t = 0; t < st.n_tokens; ++t)
       for (std::int64_t c = 0; c < e.cols; ++c) out[t * e.cols + c] = weight(e, tokens[t], c) * scale;
   }
 
@@ -60,7 +64,14 @@ class naive_executor {
     }
   }
 
-  void matmul(const weight_view& w, const float* x, int T, float* y) {
+  // No quantized path: the input is the f32 rows.
+  struct quantized_input {
+    const float* x = nullptr;
+  };
+  quantized_input quantize_input(const float* x, int, std::initializer_list<const weight_view*>) const { return {x}; }
+
+  void matmul(const weight_view& w, const quantized_input& in, int T, float* y) {
+    const float* x = in.x;
     std::vector<float> tmp(std::size_t(T) * std::size_t(w.rows));
     for (int t = 0; t < T; ++t)
       for (std::int64_t r = 0; r < w.rows; ++r) {
@@ -71,8 +82,9 @@ class naive_executor {
     std::memcpy(y, tmp.data(), tmp.size() * sizeof(float));
   }
 
-  void rope(float* x, const std::int32_t* pos, int T, int heads, int d, double theta, float pos_scale) {
-    for (int t = 0; t < T; ++t)
+  void rope(float* x, const step_view& st, int heads, int d, double theta, float pos_scale) {
+    const std::int32_t* pos = st.positions;
+    for (int t = 0; t < st.n_tokens; ++t)
       for (int h = 0; h < heads; ++h) {
         float* v = x + (std::size_t(t) * heads + h) * d;
         for (int i = 0; i < d / 2; ++i) {
@@ -87,8 +99,9 @@ class naive_executor {
   }
 
   template <class Model, class KvElem>
-  void attention(kv_pool<Model, KvElem>& pool, int layer, const step_batch& batch, const float* q, const float* k,
+  void attention(kv_pool<Model, KvElem>& pool, int layer, const step_view& st, const float* q, const float* k,
                  const float* v, int window, float scale, float softcap, float* out) {
+    const step_batch& batch = *st.batch;
     constexpr int H = Model::heads, KVH = Model::kv_heads, D = Model::head_dim, G = H / KVH;
     for (int s = 0; s < batch.n_seqs; ++s) {
       const step_sequence& sq = batch.seqs[s];
@@ -136,7 +149,8 @@ class naive_executor {
   }
 
   template <class Model, class KvElem>
-  void kv_append(kv_pool<Model, KvElem>& pool, int layer, const step_batch& batch, const float* k, const float* v) {
+  void kv_append(kv_pool<Model, KvElem>& pool, int layer, const step_view& st, const float* k, const float* v) {
+    const step_batch& batch = *st.batch;
     constexpr int KVH = Model::kv_heads, D = Model::head_dim;
     for (int s = 0; s < batch.n_seqs; ++s) {
       const step_sequence& sq = batch.seqs[s];
@@ -165,8 +179,9 @@ class naive_executor {
   void add(float* x, const float* y, int n) {
     for (int i = 0; i < n; ++i) x[i] += y[i];
   }
-  void gather_rows(const float* src, const std::int32_t* rows, int n, int cols, float* dst) {
-    for (int r = 0; r < n; ++r) std::memmove(dst + std::size_t(r) * cols, src + std::size_t(rows[r]) * cols, cols * sizeof(float));
+  void gather_rows(const step_view& st, const float* src, int cols, float* dst) {
+    for (int r = 0; r < st.n_logits_rows; ++r)
+      std::memmove(dst + std::size_t(r) * cols, src + std::size_t(st.logit_rows[r]) * cols, cols * sizeof(float));
   }
   void softcap(float* x, int n, float cap) {
     for (int i = 0; i < n; ++i) x[i] = cap * std::tanh(x[i] / cap);

@@ -29,7 +29,7 @@
 
 namespace gemmaforge {
 
-// Host-side records the engine keeps per step sequence (runtime/step.hpp's step_sequence and a
+// Host-side records the engine keeps per step sequence (step/step.hpp's step_sequence and a
 // request pointer); engine.hpp static_asserts that they fit.
 inline constexpr std::uint64_t step_sequence_bytes = 32;
 inline constexpr std::uint64_t step_request_bytes = 8;

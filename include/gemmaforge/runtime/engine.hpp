@@ -37,7 +37,7 @@
 #include <gemmaforge/runtime/logprobs.hpp>
 #include <gemmaforge/runtime/request.hpp>
 #include <gemmaforge/runtime/sampler.hpp>
-#include <gemmaforge/runtime/step.hpp>
+#include <gemmaforge/step/step.hpp>
 #include <gemmaforge/runtime/stop_matcher.hpp>
 #include <gemmaforge/runtime/text_stream.hpp>
 
@@ -344,7 +344,7 @@ class basic_engine {
     buffers_.logits = floats("logits");
     step_tokens_ = ints("step_tokens");
     step_positions_ = ints("step_positions");
-    buffers_.logit_rows = ints("step_logit_rows");
+    step_logit_rows_ = ints("step_logit_rows");
     step_seqs_ = new (at("step_seqs")) step_sequence[std::size_t(max_batch_) + 1]{};
     step_requests_ = new (at("step_requests")) request_state*[std::size_t(max_batch_) + 1]{};
     sample_probs_ = floats("sampler");
@@ -471,7 +471,8 @@ class basic_engine {
     batch_.n_tokens = rows;
     batch_.seqs = step_seqs_;
     batch_.n_seqs = n;
-    batch_.n_logits_rows = logit_rows;
+    batch_.n_logits_rows = choose_logit_rows(step_seqs_, n, step_logit_rows_);  // the one choice of rows
+    batch_.logit_rows = step_logit_rows_;
   }
 
   void consume_logits(const float* logits) {
@@ -604,6 +605,7 @@ class basic_engine {
   // Views into the layout's step_* and sampler regions.
   std::int32_t* step_tokens_ = nullptr;
   std::int32_t* step_positions_ = nullptr;
+  std::int32_t* step_logit_rows_ = nullptr;  // [logits rows] step_batch::logit_rows
   step_sequence* step_seqs_ = nullptr;
   request_state** step_requests_ = nullptr;
   float* sample_probs_ = nullptr;

@@ -9,6 +9,20 @@
 //   Gemma 2:   attention logits and final logits soft-capped.
 // The backend supplies the schedules (CPU threads/SIMD, CUDA kernels); buffers are views into the
 // planned workspace, so a step allocates nothing.
+//
+// The executor contract, all of it visible here:
+//   auto st = be.begin_step(pool, batch)   uploads what the backend needs, returns the step_view
+//                                          (step/step.hpp) that the ops reading the batch take
+//   be.run_step(st, body)                  runs body (the ops); the one place a backend may capture
+//                                          or replay the step instead (CUDA decode graphs)
+//   auto xq = be.quantize_input(x, T, {&w1, &w2})
+//                                          the input of the matmuls by w1, w2 in the form they read
+//                                          (int8/int16 rows for quantized weights at a quantized
+//                                          precision, else just x): quantized once for q/k/v and
+//                                          once for gate/up; valid until the next quantize_input
+//   be.matmul(w, xq, T, y)                 y = W x
+//   embed rms_norm rope attention kv_append geglu add gather_rows softcap
+//   be.logits_to_host(logits, n)           after the step: the logits in host memory
 #include <cmath>
 #include <cstdint>
 
@@ -17,7 +31,7 @@
 #include <gemmaforge/math/embedding.hpp>
 #include <gemmaforge/model/model_traits.hpp>
 #include <gemmaforge/model/weights.hpp>
-#include <gemmaforge/runtime/step.hpp>
+#include <gemmaforge/step/step.hpp>
 
 namespace gemmaforge {
 
@@ -31,8 +45,7 @@ struct forward_buffers {
   float* attn = nullptr;    // [T][q_dim] attention output
   float* gate = nullptr;    // [T][ffn]
   float* up = nullptr;      // [T][ffn]
-  float* logits = nullptr;  // [logits rows][vocab]
-  std::int32_t* logit_rows = nullptr;  // [logits rows] host: which token row feeds each logits row
+  float* logits = nullptr;  // [logits rows][vocab] (rows: step_batch::logit_rows)
 };
 
 struct forward_options {
@@ -58,16 +71,16 @@ constexpr float attention_scale() {
   return float(1.0 / __builtin_sqrt(double(divisor)));
 }
 
+// The ops of one step, in the reference's order. `st` is what begin_step returned.
 template <class Model, class KvElem, class Backend>
-void forward(Backend& be, const model_weights<Model>& w, kv_pool<Model, KvElem>& pool, const step_batch& batch,
-             const forward_buffers& buf, const forward_options& opt = {}) {
+void forward_ops(Backend& be, const model_weights<Model>& w, kv_pool<Model, KvElem>& pool, const step_view& st,
+                 const forward_buffers& buf, const forward_options& opt) {
   constexpr int H = Model::hidden;
   constexpr int F = Model::ffn;
   constexpr float eps = Model::rms_eps;
-  const int T = batch.n_tokens;
+  const int T = st.n_tokens;
 
-  be.begin_step(pool, batch);  // e.g. CUDA uploads the step's ids, positions and block tables
-  be.embed(w.embedding, batch.tokens, T, embedding_factor<Model>(opt.embed_scale_dtype), buf.x);
+  be.embed(w.embedding, st, embedding_factor<Model>(opt.embed_scale_dtype), buf.x);
 
   for (int l = 0; l < Model::n_layers; ++l) {
     const layer_weights& lw = w.layers[std::size_t(l)];
@@ -75,49 +88,54 @@ void forward(Backend& be, const model_weights<Model>& w, kv_pool<Model, KvElem>&
 
     // ---- attention
     be.rms_norm(buf.x, lw.attn_norm, T, H, eps, buf.xn);
-    be.matmul(lw.q, buf.xn, T, buf.q);  // [T][heads * head_dim]
-    be.matmul(lw.k, buf.xn, T, buf.k);  // [T][kv_heads * head_dim]
-    be.matmul(lw.v, buf.xn, T, buf.v);
+    const auto xq = be.quantize_input(buf.xn, T, {&lw.q, &lw.k, &lw.v});
+    be.matmul(lw.q, xq, T, buf.q);  // [T][heads * head_dim]
+    be.matmul(lw.k, xq, T, buf.k);  // [T][kv_heads * head_dim]
+    be.matmul(lw.v, xq, T, buf.v);
     if constexpr (Model::use_qk_norm) {
       be.rms_norm(buf.q, lw.q_norm, T * Model::heads, Model::head_dim, eps, buf.q);
       be.rms_norm(buf.k, lw.k_norm, T * Model::kv_heads, Model::head_dim, eps, buf.k);
     }
     const double theta = Model::rope::theta(kind);
     const float pos_scale = Model::rope::position_scale(kind);
-    be.rope(buf.q, batch.positions, T, Model::heads, Model::head_dim, theta, pos_scale);
-    be.rope(buf.k, batch.positions, T, Model::kv_heads, Model::head_dim, theta, pos_scale);
+    be.rope(buf.q, st, Model::heads, Model::head_dim, theta, pos_scale);
+    be.rope(buf.k, st, Model::kv_heads, Model::head_dim, theta, pos_scale);
     const int window = kind == layer_kind::local ? Model::window : 0;
-    be.template attention<Model>(pool, l, batch, buf.q, buf.k, buf.v, window, attention_scale<Model>(),
+    be.template attention<Model>(pool, l, st, buf.q, buf.k, buf.v, window, attention_scale<Model>(),
                                  float(Model::attn_softcap), buf.attn);
-    be.template kv_append<Model>(pool, l, batch, buf.k, buf.v);
-    be.matmul(lw.o, buf.attn, T, buf.xn);  // [T][hidden]
+    be.template kv_append<Model>(pool, l, st, buf.k, buf.v);
+    be.matmul(lw.o, be.quantize_input(buf.attn, T, {&lw.o}), T, buf.xn);  // [T][hidden]
     if constexpr (Model::post_norm == post_norm_type::rms_norm) be.rms_norm(buf.xn, lw.post_attn_norm, T, H, eps, buf.xn);
     be.add(buf.x, buf.xn, T * H);
 
     // ---- MLP (GeGLU)
     static_assert(Model::activation == activation_type::gelu_tanh, "forward: the runtime implements GeGLU only");
     be.rms_norm(buf.x, lw.ffn_norm, T, H, eps, buf.xn);
-    be.matmul(lw.gate, buf.xn, T, buf.gate);  // [T][ffn]
-    be.matmul(lw.up, buf.xn, T, buf.up);
-    be.geglu(buf.gate, buf.up, T * F);        // gate <- gelu_tanh(gate) * up
-    be.matmul(lw.down, buf.gate, T, buf.xn);  // [T][hidden]
+    const auto hq = be.quantize_input(buf.xn, T, {&lw.gate, &lw.up});
+    be.matmul(lw.gate, hq, T, buf.gate);  // [T][ffn]
+    be.matmul(lw.up, hq, T, buf.up);
+    be.geglu(buf.gate, buf.up, T * F);    // gate <- gelu_tanh(gate) * up
+    be.matmul(lw.down, be.quantize_input(buf.gate, T, {&lw.down}), T, buf.xn);  // [T][hidden]
     if constexpr (Model::post_norm == post_norm_type::rms_norm) be.rms_norm(buf.xn, lw.post_ffn_norm, T, H, eps, buf.xn);
     be.add(buf.x, buf.xn, T * H);
   }
 
-  // ---- head: only the rows whose logits are wanted
-  int r = 0;
-  for (int s = 0; s < batch.n_seqs; ++s) {
-    const step_sequence& sq = batch.seqs[s];
-    if (sq.want == step_sequence::logits::last) buf.logit_rows[r++] = sq.first_row + sq.n_tokens - 1;
-    if (sq.want == step_sequence::logits::all)
-      for (int i = 0; i < sq.n_tokens; ++i) buf.logit_rows[r++] = sq.first_row + i;
-  }
+  // ---- head: only the rows whose logits are wanted (chosen by the scheduler: step_batch::logit_rows)
+  const int r = st.n_logits_rows;
   if (r == 0) return;
-  be.gather_rows(buf.x, buf.logit_rows, r, H, buf.xn);
+  be.gather_rows(st, buf.x, H, buf.xn);
   be.rms_norm(buf.xn, w.final_norm, r, H, eps, buf.xn);
-  be.matmul(w.embedding, buf.xn, r, buf.logits);  // tied head: [r][vocab]
+  be.matmul(w.embedding, be.quantize_input(buf.xn, r, {&w.embedding}), r, buf.logits);  // tied head: [r][vocab]
   if constexpr (Model::final_softcap > 0) be.softcap(buf.logits, r * Model::vocab, float(Model::final_softcap));
+}
+
+// One step: begin it, then run its ops through the backend's run_step (which may replay a captured
+// graph of them instead). The logits are read afterwards with be.logits_to_host.
+template <class Model, class KvElem, class Backend>
+void forward(Backend& be, const model_weights<Model>& w, kv_pool<Model, KvElem>& pool, const step_batch& batch,
+             const forward_buffers& buf, const forward_options& opt = {}) {
+  const step_view st = be.begin_step(pool, batch);
+  be.run_step(st, [&] { forward_ops<Model>(be, w, pool, st, buf, opt); });
 }
 
 }  // namespace gemmaforge

@@ -7,13 +7,14 @@
 // Two things it does beyond forwarding calls:
 //  * RoPE cos/sin tables are computed once per step and layer kind (the positions are the same
 //    for every layer of a kind), not once per layer.
-//  * For the int8-activation matmul path, consecutive matmuls of the same input (q/k/v, gate/up)
-//    quantize the activations once: every other op forgets the memo, because it may have
-//    rewritten the buffer.
+//  * quantize_input writes the int8/int16 rows of the integer matmul path into the cpu_act_quant
+//    region and returns them as a value, which forward passes to each matmul of that input
+//    (q/k/v, gate/up): quantized once, and no op has state to forget.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <thread>
@@ -31,7 +32,7 @@
 #include <gemmaforge/kv/kv_pool.hpp>
 #include <gemmaforge/plan/arena_layout.hpp>
 #include <gemmaforge/model/weights.hpp>
-#include <gemmaforge/runtime/step.hpp>
+#include <gemmaforge/step/step.hpp>
 
 namespace gemmaforge::cpu {
 
@@ -117,57 +118,79 @@ class cpu_executor {
   template <class Model>
   const model_weights<Model>& prepare_weights(const model_weights<Model>& w) const { return w; }
 
+  // The step's arrays are host memory already: the view points at the batch's own.
   template <class Model, class KvElem>
-  void begin_step(kv_pool<Model, KvElem>&, const step_batch&) {
+  step_view begin_step(kv_pool<Model, KvElem>&, const step_batch& batch) {
     for (auto& t : rope_) t.valid = false;
-    memo_ = nullptr;
+    return host_step_view(batch);
   }
+  template <class Body>
+  void run_step(const step_view&, Body&& body) { body(); }
 
   // ---- ops ---------------------------------------------------------------------------------
-  void embed(const weight_view& e, const std::int32_t* tokens, int T, float scale, float* out) {
-    memo_ = nullptr;
-    cpu::embed(*pool_, e, tokens, T, out, scale);
+  void embed(const weight_view& e, const step_view& st, float scale, float* out) {
+    cpu::embed(*pool_, e, st.tokens, st.n_tokens, out, scale);
   }
 
   void rms_norm(const float* in, const float* gain, int rows, int cols, float eps, float* out) {
-    memo_ = nullptr;
     cpu::rmsnorm(*pool_, in, gain, out, rows, cols, eps, opt_.isa);
   }
 
-  void matmul(const weight_view& w, const float* x, int T, float* y) {
+  // A matmul input: the f32 rows, and their int8/int16 form in the cpu_act_quant region when a
+  // consumer runs the integer path (null otherwise). The region holds one input: a value is valid
+  // until the next quantize_input, which `generation` checks.
+  struct quantized_input {
+    const float* x = nullptr;        // [T][cols] f32
+    const std::byte* q = nullptr;    // [T] quantized rows (matmul_scratch_bytes), or null
+    int rows = 0;
+    std::int64_t cols = 0;
+    std::uint64_t generation = 0;
+  };
+
+  // `x` as the matmuls by `consumers` read it: quantized once if any of them takes the integer path.
+  quantized_input quantize_input(const float* x, int T, std::initializer_list<const weight_view*> consumers) {
+    quantized_input in{x, nullptr, T, 0, ++act_generation_};
+    bool quantize = false;
+    for (const weight_view* w : consumers) {
+      if (in.cols != 0 && w->cols != in.cols)
+        throw error(errc::internal, "cpu_executor: matmuls of one quantized input differ in width");
+      in.cols = w->cols;
+      quantize = quantize || matmul_uses_quantized_activations(w->format, opt_.precision);
+    }
+    if (quantize && T > 0) {
+      quantize_activations(*pool_, x, T, int(in.cols), act_q_, opt_.precision, opt_.isa);
+      in.q = act_q_;
+    }
+    return in;
+  }
+
+  void matmul(const weight_view& w, const quantized_input& in, int T, float* y) {
     matmul_options mo;
     mo.precision = opt_.precision;
     mo.isa = opt_.isa;
     if (matmul_uses_quantized_activations(w.format, opt_.precision)) {
-      std::byte* q = act_q_;
-      if (memo_ != x || memo_rows_ != T || memo_cols_ != w.cols) {
-        quantize_activations(*pool_, x, T, int(w.cols), q, opt_.precision, opt_.isa);
-        memo_ = x;
-        memo_rows_ = T;
-        memo_cols_ = w.cols;
-      }
-      mo.act_q = q;
+      if (in.q == nullptr || in.generation != act_generation_ || T > in.rows || w.cols != in.cols)
+        throw error(errc::internal, "cpu_executor: matmul input was not quantized for this weight (quantize_input)");
+      mo.act_q = in.q;
     }
-    cpu::matmul(*pool_, w, x, T, y, mo);
-    if (y == memo_) memo_ = nullptr;
+    cpu::matmul(*pool_, w, in.x, T, y, mo);
   }
 
-  void rope(float* x, const std::int32_t* positions, int T, int heads, int head_dim, double theta, float pos_scale) {
-    memo_ = nullptr;
+  void rope(float* x, const step_view& st, int heads, int head_dim, double theta, float pos_scale) {
     rope_cache& t = rope_for(theta, pos_scale);
     if (!t.valid) {
       // Linear scaling divides positions by a power of two: dividing inv_freq instead is exact.
       rope_inv_freq_table(t.inv_freq, head_dim, float(theta), 1.0f / pos_scale);
-      rope_table(*pool_, t.inv_freq, head_dim, positions, T, t.cos, t.sin);
+      rope_table(*pool_, t.inv_freq, head_dim, st.positions, st.n_tokens, t.cos, t.sin);
       t.valid = true;
     }
-    cpu::rope(*pool_, x, T, heads, head_dim, t.cos, t.sin, opt_.isa);
+    cpu::rope(*pool_, x, st.n_tokens, heads, head_dim, t.cos, t.sin, opt_.isa);
   }
 
   template <class Model, class KvElem>
-  void attention(kv_pool<Model, KvElem>& pool, int layer, const step_batch& batch, const float* q, const float* k,
+  void attention(kv_pool<Model, KvElem>& pool, int layer, const step_view& st, const float* q, const float* k,
                  const float* v, int window, float scale, float softcap, float* out) {
-    memo_ = nullptr;
+    const step_batch& batch = *st.batch;
     for (int s = 0; s < batch.n_seqs; ++s) {
       const step_sequence& sq = batch.seqs[s];
       attention_params prm;
@@ -184,7 +207,8 @@ class cpu_executor {
   }
 
   template <class Model, class KvElem>
-  void kv_append(kv_pool<Model, KvElem>& pool, int layer, const step_batch& batch, const float* k, const float* v) {
+  void kv_append(kv_pool<Model, KvElem>& pool, int layer, const step_view& st, const float* k, const float* v) {
+    const step_batch& batch = *st.batch;
     for (int s = 0; s < batch.n_seqs; ++s) {
       const step_sequence& sq = batch.seqs[s];
       const std::size_t row = std::size_t(sq.first_row);
@@ -193,22 +217,14 @@ class cpu_executor {
     }
   }
 
-  void geglu(float* gate, const float* up, int n) {
-    memo_ = nullptr;
-    cpu::geglu(*pool_, gate, up, n, opt_.isa);
+  void geglu(float* gate, const float* up, int n) { cpu::geglu(*pool_, gate, up, n, opt_.isa); }
+  void add(float* x, const float* y, int n) { cpu::add(*pool_, x, y, n); }
+  // dst[r] = src[st.logit_rows[r]] for the step's logits rows.
+  void gather_rows(const step_view& st, const float* src, int cols, float* dst) {
+    for (int r = 0; r < st.n_logits_rows; ++r)
+      std::memmove(dst + std::size_t(r) * cols, src + std::size_t(st.logit_rows[r]) * cols, cols * sizeof(float));
   }
-  void add(float* x, const float* y, int n) {
-    memo_ = nullptr;
-    cpu::add(*pool_, x, y, n);
-  }
-  void gather_rows(const float* src, const std::int32_t* rows, int n, int cols, float* dst) {
-    memo_ = nullptr;
-    for (int r = 0; r < n; ++r) std::memmove(dst + std::size_t(r) * cols, src + std::size_t(rows[r]) * cols, cols * sizeof(float));
-  }
-  void softcap(float* x, int n, float cap) {
-    memo_ = nullptr;
-    cpu::softcap(*pool_, x, n, cap, opt_.isa);
-  }
+  void softcap(float* x, int n, float cap) { cpu::softcap(*pool_, x, n, cap, opt_.isa); }
   const float* logits_to_host(const float* logits, std::size_t) const { return logits; }
 
  private:
@@ -242,9 +258,7 @@ class cpu_executor {
   std::byte* act_q_ = nullptr;         // the cpu_act_quant region
   std::byte* attn_scratch_ = nullptr;  // the cpu_attention region
   rope_cache rope_[2];
-  const float* memo_ = nullptr;
-  int memo_rows_ = 0;
-  std::int64_t memo_cols_ = 0;
+  std::uint64_t act_generation_ = 0;  // of the input now in the cpu_act_quant region
 };
 
 }  // namespace gemmaforge::cpu

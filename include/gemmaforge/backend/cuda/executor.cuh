@@ -12,12 +12,17 @@
 //   prepare_weights(host)        uploads every tensor once into the arena, returns device views;
 //                                builds the RoPE frequency tables of the model's layer kinds
 //   begin_step(pool, batch)      uploads ids, positions, row->sequence map, logits rows, sequences
-//                                and their block tables/rings in one copy; decides graph capture
+//                                and their block tables/rings in one copy; returns the step_view
+//                                (step/step.hpp) whose arrays are those device copies
+//   run_step(view, body)         runs the step's ops (body): eagerly, or for a decode step captured
+//                                once into a CUDA graph and replayed afterwards (graph.cuh). The
+//                                one place that knows about graphs: no op checks a mode
+//   quantize_input(x, T, ws)     the matmul input, quantized once into the act-quant region when a
+//                                consumer is a block-quantized weight at a quantized precision
 //   embed rms_norm matmul rope attention kv_append geglu add gather_rows softcap
-//   logits_to_host(ptr, n)       (replays the decode graph,) copies logits to pinned host memory
+//   logits_to_host(ptr, n)       copies logits to pinned host memory (waits for the step)
 //
-// Host pointers the forward pass hands over (batch.tokens, batch.positions, buf.logit_rows) are
-// mapped to their device copies from begin_step; every other pointer is device memory.
+// Every pointer an op receives is device memory: the per-step arrays come in the step_view.
 //
 // Numerics: everything follows math/ (see the kernel headers), so for each row the executor
 // computes what the CPU backend computes, and decode graphs, split-K and batching change no bit.
@@ -29,6 +34,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <vector>
@@ -55,8 +61,7 @@
 #include <gemmaforge/model/weights.hpp>
 #include <gemmaforge/plan/arena_layout.hpp>
 #include <gemmaforge/plan/devices.hpp>
-#include <gemmaforge/runtime/forward.hpp>
-#include <gemmaforge/runtime/step.hpp>
+#include <gemmaforge/step/step.hpp>
 
 namespace gemmaforge::cuda {
 
@@ -240,7 +245,7 @@ class cuda_executor {
   }
 
   template <class Model, class KvElem>
-  void begin_step(kv_pool<Model, KvElem>& pool, const step_batch& batch) {
+  step_view begin_step(kv_pool<Model, KvElem>& pool, const step_batch& batch) {
     state& s = *s_;
     if (s.meta_host == nullptr) throw error(errc::internal, "cuda_executor: allocate_arena has not run");
     decode_graphs::abandon_capture(s.stream);  // a previous step that failed mid-capture
@@ -261,7 +266,7 @@ class cuda_executor {
     std::memcpy(h + s.meta.tokens, batch.tokens, std::size_t(T) * 4);
     std::memcpy(h + s.meta.positions, batch.positions, std::size_t(T) * 4);
     auto* seqs = reinterpret_cast<device_seq*>(h + s.meta.seqs);
-    int logit_rows = 0, decode_seqs = 0;
+    int decode_seqs = 0;
     bool decode_only = n > 0;
     s.prefill.clear();
     for (int i = 0; i < n; ++i) {
@@ -278,55 +283,118 @@ class cuda_executor {
       if (pool.ring_blocks() > 0)
         std::memcpy(h + s.meta.lists + std::size_t(d.ring), pool.ring_ids() + std::size_t(q.slot) * std::size_t(pool.ring_blocks()),
                     std::size_t(pool.ring_blocks()) * 4);
-      if (q.want == step_sequence::logits::last) h[s.meta.logit_rows + std::size_t(logit_rows++)] = q.first_row + q.n_tokens - 1;
-      if (q.want == step_sequence::logits::all)
-        for (int r = 0; r < q.n_tokens; ++r) h[s.meta.logit_rows + std::size_t(logit_rows++)] = q.first_row + r;
       if (q.n_tokens == 1) ++decode_seqs;
       else s.prefill.push_back({i, q.n_tokens});
       decode_only = decode_only && q.n_tokens == 1 && q.want == step_sequence::logits::last;
     }
+    // The logits rows as the scheduler chose them (step_batch::logit_rows).
+    if (batch.n_logits_rows > 0) {
+      if (batch.logit_rows == nullptr) throw error(errc::invalid_argument, "cuda_executor: step without its logits rows");
+      std::memcpy(h + s.meta.logit_rows, batch.logit_rows, std::size_t(batch.n_logits_rows) * 4);
+    }
     GF_CHECK_CUDA(cudaMemcpyAsync(s.meta_dev, h, s.meta.total * 4, cudaMemcpyHostToDevice, s.stream));
     GF_CHECK_CUDA(cudaEventRecord(s.meta_copied, s.stream));
 
-    s.step_tokens = batch.tokens;
-    s.step_positions = batch.positions;
     s.T = T;
     s.n_seqs = n;
-    s.n_logit_rows = logit_rows;
     s.decode_seqs = decode_seqs;
+    s.decode_only = decode_only;
     // Decode rows lead the batch (the engine schedules them first): count the leading 1-token rows.
     s.decode_rows = 0;
     for (int i = 0; i < n && batch.seqs[i].n_tokens == 1; ++i) ++s.decode_rows;
-    if (s.cfg.decode_graphs && decode_only) {
-      s.graph_batch = n;
-      s.mode = s.graphs.plan(n);
-      if (s.mode == decode_graphs::mode::capture) s.graphs.begin_capture(s.stream);
-    }
+    return step_view{&batch, s.d_tokens(), s.d_positions(), s.d_logit_rows(), T, batch.n_logits_rows};
   }
 
-  void embed(const weight_view& e, const std::int32_t* tokens, int T, float scale, float* out) {
+  // The step's ops, body(), on the stream. A decode-only step of B sequences is the same launches
+  // with the same arguments every time (the kernels read the per-step values from the uploaded
+  // description), so per batch size the first such step runs eagerly, the second is captured and
+  // replayed, every later one only replays (decode_graphs::plan).
+  template <class Body>
+  void run_step(const step_view&, Body&& body) {
     state& s = *s_;
-    if (s.replaying()) return;
-    s.expect_step(tokens == s.step_tokens && T == s.T, "embed: tokens are not this step's");
-    throw_if_failed(launch_embed(e, s.d_tokens(), T, scale, out, s.stream), "cuda embed");
+    const int batch = s.n_seqs;
+    const decode_graphs::mode m = s.cfg.decode_graphs && s.decode_only ? s.graphs.plan(batch) : decode_graphs::mode::eager;
+    if (m == decode_graphs::mode::replay) {
+      s.graphs.launch(batch, s.stream);
+      return;
+    }
+    if (m == decode_graphs::mode::eager) {
+      body();
+      return;
+    }
+    s.mode = decode_graphs::mode::capture;
+    s.graphs.begin_capture(s.stream);
+    try {
+      body();
+    } catch (...) {
+      s.mode = decode_graphs::mode::eager;
+      decode_graphs::abandon_capture(s.stream);
+      throw;
+    }
+    s.mode = decode_graphs::mode::eager;
+    s.graphs.end_capture(batch, s.stream);
+    s.graphs.launch(batch, s.stream);
+  }
+
+  void embed(const weight_view& e, const step_view& st, float scale, float* out) {
+    state& s = *s_;
+    throw_if_failed(launch_embed(e, st.tokens, st.n_tokens, scale, out, s.stream), "cuda embed");
   }
 
   void rms_norm(const float* in, const float* gain, int rows, int cols, float eps, float* out) {
-    state& s = *s_;
-    if (s.replaying()) return;
-    throw_if_failed(launch_rms_norm(in, gain, rows, cols, eps, out, s.stream), "cuda rms_norm");
+    throw_if_failed(launch_rms_norm(in, gain, rows, cols, eps, out, s_->stream), "cuda rms_norm");
   }
 
-  void matmul(const weight_view& w, const float* x, int T, float* y) {
+  // A matmul input: the f32 rows, and the act-quant view holding their quantized form when a
+  // consumer reads it (null otherwise). The region holds one input: a value is valid until the
+  // next quantize_input, which `generation` checks.
+  struct quantized_input {
+    const float* x = nullptr;           // [T][cols] f32, device
+    const act_quant_view* act = nullptr;
+    int rows = 0;                       // rows quantized (the canonical ones: see canonical_rows)
+    std::int64_t cols = 0;
+    std::uint64_t generation = 0;
+  };
+
+  // `x` as the matmuls by `consumers` read it: quantized once if any of them is block-quantized at
+  // a quantized precision. Only the rows the canonical kernels take are quantized (cuBLASLt reads
+  // the f32 prefill rows).
+  quantized_input quantize_input(const float* x, int T, std::initializer_list<const weight_view*> consumers) {
     state& s = *s_;
-    if (s.replaying()) return;
+    quantized_input in{x, nullptr, 0, 0, ++s.act_generation};
+    bool quantize = false;
+    for (const weight_view* w : consumers) {
+      if (in.cols != 0 && w->cols != in.cols)
+        throw error(errc::internal, "cuda_executor: matmuls of one quantized input differ in width");
+      in.cols = w->cols;
+      quantize = quantize || s.uses_quantized_activations(*w);
+    }
+    const int rows = s.canonical_rows(T);
+    if (quantize && rows > 0) {
+      if (s.act.q == nullptr) throw error(errc::internal, "cuda_executor: quantized-activation scratch missing");
+      throw_if_failed(launch_quantize_activations(x, rows, int(in.cols), s.act, s.stream), "cuda quantize activations");
+      in.act = &s.act;
+      in.rows = rows;
+    }
+    return in;
+  }
+
+  void matmul(const weight_view& w, const quantized_input& in, int T, float* y) {
+    state& s = *s_;
     if (T <= 0) return;
+    const float* x = in.x;
     if (x == y) throw error(errc::invalid_argument, "cuda matmul: output aliases input");
     // cuBLASLt (opt-in) takes the prefill rows only; decode rows keep the canonical kernels.
-    int canonical_rows = T;
-    if (s.cfg.gemm == prefill_gemm::cublaslt && T == s.T && T - s.decode_rows >= s.cfg.gemm_min_tokens)
-      canonical_rows = s.decode_rows;
-    if (canonical_rows > 0) s.matmul_canonical(w, x, canonical_rows, y);
+    const int canonical_rows = s.canonical_rows(T);
+    if (canonical_rows > 0) {
+      if (s.uses_quantized_activations(w)) {
+        if (in.act == nullptr || in.generation != s.act_generation || canonical_rows > in.rows || w.cols != in.cols)
+          throw error(errc::internal, "cuda_executor: matmul input was not quantized for this weight (quantize_input)");
+        throw_if_failed(launch_matvec_qact(w, *in.act, canonical_rows, y, s.stream), "cuda matvec (quantized activations)");
+      } else {
+        s.matmul_f32(w, x, canonical_rows, y);
+      }
+    }
     if (canonical_rows < T) {
       const int rest = T - canonical_rows;
       throw_if_failed(s.blas.run(w, x + std::int64_t(canonical_rows) * w.cols, rest, y + std::int64_t(canonical_rows) * w.rows,
@@ -335,22 +403,18 @@ class cuda_executor {
     }
   }
 
-  void rope(float* x, const std::int32_t* pos, int T, int heads, int d, double theta, float pos_scale) {
+  void rope(float* x, const step_view& st, int heads, int d, double theta, float pos_scale) {
     state& s = *s_;
-    if (s.replaying()) return;
-    s.expect_step(pos == s.step_positions && T == s.T, "rope: positions are not this step's");
     const float* table = s.rope_table(d, theta, pos_scale);
-    throw_if_failed(launch_rope(x, s.d_positions(), T, heads, d, table, s.stream), "cuda rope");
+    throw_if_failed(launch_rope(x, st.positions, st.n_tokens, heads, d, table, s.stream), "cuda rope");
   }
 
   template <class Model, class KvElem>
-  void attention(kv_pool<Model, KvElem>& pool, int layer, const step_batch& batch, const float* q, const float* k,
+  void attention(kv_pool<Model, KvElem>& pool, int layer, const step_view& st, const float* q, const float* k,
                  const float* v, int window, float scale, float softcap, float* out) {
     state& s = *s_;
-    if (s.replaying()) return;
     constexpr int D = Model::head_dim, G = Model::attention::group, KVH = Model::kv_heads;
-    s.expect_step(batch.n_tokens == s.T, "attention: not this step's batch");
-    const int T = batch.n_tokens;
+    const int T = st.n_tokens;
     auto* sk = reinterpret_cast<KvElem*>(s.stage_k);
     auto* sv = reinterpret_cast<KvElem*>(s.stage_v);
     throw_if_failed(launch_kv_stage<KvElem>(k, v, T, KVH, D, sk, sv, s.stage_ks, s.stage_vs, s.stream), "cuda kv stage");
@@ -378,50 +442,27 @@ class cuda_executor {
   }
 
   template <class Model, class KvElem>
-  void kv_append(kv_pool<Model, KvElem>& pool, int layer, const step_batch& batch, const float* k, const float* v) {
+  void kv_append(kv_pool<Model, KvElem>& pool, int layer, const step_view& st, const float* k, const float* v) {
     state& s = *s_;
-    if (s.replaying()) return;
-    s.expect_step(batch.n_tokens == s.T, "kv_append: not this step's batch");
-    throw_if_failed(launch_kv_append<KvElem>(k, v, batch.n_tokens, s.d_seqs(), s.d_row_seq(), planes<Model>(pool, layer), s.stream),
+    throw_if_failed(launch_kv_append<KvElem>(k, v, st.n_tokens, s.d_seqs(), s.d_row_seq(), planes<Model>(pool, layer), s.stream),
                     "cuda kv_append");
   }
 
   void geglu(float* gate, const float* up, int n) {
-    state& s = *s_;
-    if (s.replaying()) return;
-    throw_if_failed(launch_geglu(gate, up, n, s.stream), "cuda geglu");
+    throw_if_failed(launch_geglu(gate, up, n, s_->stream), "cuda geglu");
   }
 
-  void add(float* x, const float* y, int n) {
-    state& s = *s_;
-    if (s.replaying()) return;
-    throw_if_failed(launch_add(x, y, n, s.stream), "cuda add");
+  void add(float* x, const float* y, int n) { throw_if_failed(launch_add(x, y, n, s_->stream), "cuda add"); }
+
+  // dst[r] = src[st.logit_rows[r]] for the step's logits rows (device copy from begin_step).
+  void gather_rows(const step_view& st, const float* src, int cols, float* dst) {
+    throw_if_failed(launch_gather_rows(src, st.logit_rows, st.n_logits_rows, cols, dst, s_->stream), "cuda gather_rows");
   }
 
-  void gather_rows(const float* src, const std::int32_t* rows, int n, int cols, float* dst) {
-    state& s = *s_;
-    if (s.replaying()) return;
-    (void)rows;  // the host copy the forward pass built; the device copy came with begin_step
-    s.expect_step(n == s.n_logit_rows, "gather_rows: rows are not this step's logits rows");
-    throw_if_failed(launch_gather_rows(src, s.d_logit_rows(), n, cols, dst, s.stream), "cuda gather_rows");
-  }
-
-  void softcap(float* x, int n, float cap) {
-    state& s = *s_;
-    if (s.replaying()) return;
-    throw_if_failed(launch_softcap(x, n, cap, s.stream), "cuda softcap");
-  }
+  void softcap(float* x, int n, float cap) { throw_if_failed(launch_softcap(x, n, cap, s_->stream), "cuda softcap"); }
 
   const float* logits_to_host(const float* logits, std::size_t n) {
     state& s = *s_;
-    if (s.mode == decode_graphs::mode::capture) {
-      s.mode = decode_graphs::mode::eager;
-      s.graphs.end_capture(s.graph_batch, s.stream);
-      s.graphs.launch(s.graph_batch, s.stream);
-    } else if (s.mode == decode_graphs::mode::replay) {
-      s.mode = decode_graphs::mode::eager;
-      s.graphs.launch(s.graph_batch, s.stream);
-    }
     if (n > s.logits_cap_rows * std::size_t(s.shape.vocab))
       throw error(errc::invalid_argument, "cuda_executor: more logits than the configured rows");
     if (n > 0) GF_CHECK_CUDA(cudaMemcpyAsync(s.logits_host, logits, n * 4, cudaMemcpyDeviceToHost, s.stream));
@@ -498,9 +539,14 @@ class cuda_executor {
       if (stream) cudaStreamDestroy(stream);
     }
 
-    bool replaying() const { return mode == decode_graphs::mode::replay; }
-    void expect_step(bool ok, const char* what) const {
-      if (!ok) throw error(errc::invalid_argument, std::string("cuda_executor: ") + what);
+    // Rows of a T-row matmul the canonical kernels take: all, except the prefill rows of a step
+    // that runs them through cuBLASLt (opt-in).
+    int canonical_rows(int rows) const {
+      if (cfg.gemm == prefill_gemm::cublaslt && rows == T && rows - decode_rows >= cfg.gemm_min_tokens) return decode_rows;
+      return rows;
+    }
+    bool uses_quantized_activations(const weight_view& w) const {
+      return is_block_quantized(w.format) && cfg.quant_precision != matmul_precision::exact;
     }
 
     std::int32_t* meta_ptr(std::size_t off) const { return meta_dev + off; }
@@ -574,12 +620,9 @@ class cuda_executor {
       prefill.reserve(std::size_t(seqs));
     }
 
-    void matmul_canonical(const weight_view& w, const float* x, int T, float* y) {
-      if (is_block_quantized(w.format) && cfg.quant_precision != matmul_precision::exact) {
-        if (act.q == nullptr) throw error(errc::internal, "cuda_executor: quantized-activation scratch missing");
-        throw_if_failed(launch_quantize_activations(x, T, int(w.cols), act, stream), "cuda quantize activations");
-        throw_if_failed(launch_matvec_qact(w, act, T, y, stream), "cuda matvec (quantized activations)");
-      } else if (T < cfg.gemm_min_tokens) {
+    // The canonical kernels for f32 activations (weights not quantized, or exact precision).
+    void matmul_f32(const weight_view& w, const float* x, int T, float* y) {
+      if (T < cfg.gemm_min_tokens) {
         throw_if_failed(launch_matvec_exact(w, x, T, y, stream), "cuda matvec");
       } else {
         throw_if_failed(launch_gemm_exact(w, x, T, y, stream), "cuda gemm");
@@ -615,13 +658,12 @@ class cuda_executor {
     float* logits_host = nullptr;
 
     // The current step.
-    const std::int32_t* step_tokens = nullptr;
-    const std::int32_t* step_positions = nullptr;
-    int T = 0, n_seqs = 0, n_logit_rows = 0, decode_seqs = 0, decode_rows = 0;
+    int T = 0, n_seqs = 0, decode_seqs = 0, decode_rows = 0;
+    bool decode_only = false;  // every sequence decodes one token and wants its logits: a graph candidate
     std::vector<prefill_seq> prefill;
+    std::uint64_t act_generation = 0;  // of the input now in the act-quant region (quantize_input)
     decode_graphs graphs;
-    decode_graphs::mode mode = decode_graphs::mode::eager;
-    int graph_batch = 0;
+    decode_graphs::mode mode = decode_graphs::mode::eager;  // capture while run_step records a graph
   };
 
   std::unique_ptr<state> s_;

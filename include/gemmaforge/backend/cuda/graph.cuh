@@ -9,7 +9,8 @@
 //
 // Policy per batch size: the first step runs eagerly (it loads modules lazily and sets kernel
 // attributes, which must not happen inside a capture), the second is captured and instantiated,
-// every later one replays. Instantiation happens in the first few steps of each batch size, not on
+// every later one replays. cuda_executor::run_step is the one caller: it wraps the forward pass's
+// ops, so no op knows whether it is being captured or skipped. Instantiation happens in the first few steps of each batch size, not on
 // a steady-state step; graphs are destroyed with the executor.
 #include <cuda_runtime.h>
 

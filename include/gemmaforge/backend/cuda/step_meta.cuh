@@ -9,7 +9,7 @@
 
 namespace gemmaforge::cuda {
 
-// One sequence of the step (runtime/step.hpp's step_sequence plus where its block lists are).
+// One sequence of the step (step/step.hpp's step_sequence plus where its block lists are).
 struct device_seq {
   std::int32_t start = 0;      // position of its first token in this step
   std::int32_t n_tokens = 0;   // tokens in this step (1 = decode)
