@@ -49,7 +49,6 @@ class matcher {
  public:
   using state_type = matcher_state;
   explicit matcher(const compiled_grammar& g) : g_(g) {}
-  const compiled_grammar& grammar() const { return g_; }
 
   matcher_state start() const {
     matcher_state s;

@@ -100,6 +100,7 @@ struct kv_tile {
 // Cooperative load of keys/values at positions [t, t + KT) that satisfy valid(pos) into shared
 // memory (raw elements + per-position scales).
 template <int D, class KvElem, int KT, int Threads, class Valid>
+// cppcheck-suppress unusedFunction ; called with explicit template arguments, which cppcheck does not read as a call
 __device__ __forceinline__ void load_kv_tile(const attention_args<KvElem>& a, const device_seq& s, const kv_index<kv_dynamic, D>& view,
                                              int h, int t, Valid valid, KvElem* k_s, KvElem* v_s, float* ks_s, float* vs_s) {
   using tile = kv_tile<D, KvElem, KT>;
@@ -144,6 +145,7 @@ __device__ __forceinline__ void load_kv_tile(const attention_args<KvElem>& a, co
 // half-warp, the canonical dot, softcap. Every thread of the warp must call it (shuffles); the
 // result is valid in lane 0 of the half-warp.
 template <int D, class KvElem>
+// cppcheck-suppress unusedFunction ; called with explicit template arguments, which cppcheck does not read as a call
 __device__ __forceinline__ float tile_logit(const float* qrow, const KvElem* krow, float kscale, float cap) {
   const int l = int(threadIdx.x) % 16;
   float lane = 0.0f;
@@ -158,6 +160,7 @@ __device__ __forceinline__ float tile_logit(const float* qrow, const KvElem* kro
 // half-warp c = canonical tile c). In: x = logit (or -inf where masked), the row's m and l. Out:
 // p_j (0 where masked), each canonical tile's alpha, the updated m and l (in every lane).
 template <int KT>
+// cppcheck-suppress unusedFunction ; called with explicit template arguments, which cppcheck does not read as a call
 __device__ __forceinline__ float tile_softmax(float x, bool valid, float& m, float& l, float& alpha0, float& alpha1) {
   const int lane = int(threadIdx.x) % warp_size;
   const int half = lane / 16;
@@ -370,6 +373,7 @@ __global__ void __launch_bounds__(128) attn_decode_kernel(attention_args<KvElem>
 
 // Merge of the split-K partials of one (decode sequence, query head), ascending splits.
 template <int D>
+// cppcheck-suppress unusedFunction ; launched with <<<...>>>, which cppcheck does not read as a call
 __global__ void attn_merge_kernel(const device_seq* __restrict__ seqs, const float* __restrict__ partials, int heads,
                                   int max_splits, int split_tokens, int window, float* __restrict__ out) {
   const int b = int(blockIdx.x), h = int(blockIdx.y);
