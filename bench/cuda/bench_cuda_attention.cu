@@ -19,6 +19,7 @@ using namespace gf_bench;
 namespace {
 
 template <int H, int KVH, int D>
+// cppcheck-suppress unusedFunction ; registered through BENCHMARK(decode_attention<...>)
 void decode_attention(benchmark::State& st) {
   constexpr int G = H / KVH;
   const bool split = st.range(0) != 0;

@@ -90,6 +90,7 @@ void timed_loop(benchmark::State& st, cudaStream_t s, F&& launch) {
 }
 
 template <int = 0>
+// cppcheck-suppress unusedFunction ; launched with <<<...>>>, which cppcheck does not read as a call
 __global__ void fill_bytes_kernel(std::uint32_t* p, std::size_t words, std::uint32_t seed) {
   for (std::size_t i = std::size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < words; i += std::size_t(gridDim.x) * blockDim.x) {
     std::uint32_t x = std::uint32_t(i) * 2654435761u ^ seed;
@@ -102,6 +103,7 @@ __global__ void fill_bytes_kernel(std::uint32_t* p, std::size_t words, std::uint
 
 // Random bf16 (or f32 when Bf16 = false) values uniform in [-scale, scale).
 template <bool Bf16>
+// cppcheck-suppress unusedFunction ; launched with <<<...>>>, which cppcheck does not read as a call
 __global__ void fill_values_kernel(void* p, std::size_t n, std::uint32_t seed, float scale) {
   for (std::size_t i = std::size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += std::size_t(gridDim.x) * blockDim.x) {
     std::uint32_t x = std::uint32_t(i) * 2654435761u ^ seed;
@@ -126,6 +128,7 @@ inline void fill_random_f32(float* p, std::size_t n, std::uint32_t seed, float s
 
 // Streaming read baseline: every thread sums 16-byte words; one result per block.
 template <int = 0>
+// cppcheck-suppress unusedFunction ; launched with <<<...>>>, which cppcheck does not read as a call
 __global__ void stream_read_kernel(const uint4* p, std::size_t n, unsigned* out) {
   unsigned acc = 0;
   for (std::size_t i = std::size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += std::size_t(gridDim.x) * blockDim.x) {

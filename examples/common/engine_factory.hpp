@@ -46,12 +46,11 @@ template <class Model, class Executor, class KvElem>
 class concrete_engine final : public program_engine {
  public:
   concrete_engine(bound_model<Model>&& bound, std::shared_ptr<const tokenizer> tok, const engine_config& cfg,
-                  const std::vector<std::int32_t>& stop_ids, Executor exec, std::chrono::steady_clock::time_point t0,
+                  Executor exec, std::chrono::steady_clock::time_point t0,
                   const std::string& plan_line)
       : bound_(std::move(bound)),
         engine_(bound_.weights(), cfg, std::move(exec), tok ? std::make_shared<tokenizer_text>(tok) : nullptr) {
     tok_ = std::move(tok);
-    stop_ids_ = stop_ids;
     info_.name = std::string(Model::name);
     info_.path = bound_.file().path();
     info_.arch = Model::arch;
@@ -127,7 +126,7 @@ std::unique_ptr<program_engine> make_engine_from(std::shared_ptr<const model_fil
     using M = typename decltype(tag)::type;
     if constexpr (program_builds_model<M>) {
       if (out || M::name != name) return;
-      auto stops = tok ? tok->end_of_generation_ids() : std::vector<std::int32_t>{};
+      const auto stops = tok ? tok->end_of_generation_ids() : std::vector<std::int32_t>{};
       const bool gpu = st.device.kind == device_kind::cuda;
       serving_config limits = limits_for(o, M::max_positions, gpu);
       limits.weights = st.weights;
@@ -143,8 +142,8 @@ std::unique_ptr<program_engine> make_engine_from(std::shared_ptr<const model_fil
           if (matched || dtype_of<Kv>::value != o.limits.kv) return;
           matched = true;
           auto exec = MakeExecutor<M>::template make<Kv>(o, cfg, bound.weights());
-          out = std::make_unique<concrete_engine<M, decltype(exec), Kv>>(std::move(bound), tok, cfg, std::move(stops),
-                                                                          std::move(exec), t0, line);
+          out = std::make_unique<concrete_engine<M, decltype(exec), Kv>>(std::move(bound), tok, cfg, std::move(exec), t0,
+                                                                          line);
         }
       };
       for_each_type(KvTypes{}, start);

@@ -62,8 +62,6 @@ class program_engine {
   bool has_tokenizer() const { return tok_ != nullptr; }
   const tokenizer& tok() const;  // throws a clear error when the checkpoint has none
   double load_seconds() const { return load_seconds_; }
-  // Ids that always end a generation: eos and <end_of_turn> (when the vocabulary has it).
-  const std::vector<std::int32_t>& stop_ids() const { return stop_ids_; }
 
   // max_tokens > 0: stop past max_tokens ids (encode_options::max_tokens), for bounded work on long input.
   std::vector<std::int32_t> encode(std::string_view text, bool add_bos, std::size_t max_tokens = 0) const;
@@ -84,7 +82,6 @@ class program_engine {
  protected:
   model_info info_;
   std::shared_ptr<const tokenizer> tok_;
-  std::vector<std::int32_t> stop_ids_;
   double load_seconds_ = 0;
 };
 

@@ -81,9 +81,4 @@ struct weight_pair {
   }
 };
 
-inline bool has_cuda_device() {
-  int n = 0;
-  return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
-}
-
 }  // namespace gf_cuda_test

@@ -16,6 +16,7 @@
 #include <gemmaforge/core/error.hpp>
 #include <gemmaforge/io/default_model.hpp>
 
+#include "../support/process_self.hpp"
 #include "program_engine.hpp"
 
 namespace fs = std::filesystem;
@@ -24,29 +25,9 @@ namespace gp = gemmaforge::programs;
 
 namespace {
 
-int thread_count() {
-  int n = 0;
-  for ([[maybe_unused]] const auto& e : fs::directory_iterator("/proc/self/task")) ++n;
-  return n;
-}
-// A joined thread can stay listed for a moment after join() returns.
-int settled_thread_count(int expected) {
-  int n = thread_count();
-  for (int i = 0; i < 200 && n > expected; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    n = thread_count();
-  }
-  return n;
-}
-
-int mappings_of(const fs::path& path) {
-  std::ifstream maps("/proc/self/maps");
-  const std::string needle = fs::weakly_canonical(path).string();
-  int n = 0;
-  for (std::string line; std::getline(maps, line);)
-    if (line.find(needle) != std::string::npos) ++n;
-  return n;
-}
+using gemmaforge::testing::mappings_of;
+using gemmaforge::testing::settled_thread_count;
+using gemmaforge::testing::thread_count;
 
 std::string read_text(const fs::path& p) {
   std::ifstream f(p, std::ios::binary);

@@ -15,12 +15,7 @@ def run(ctx):
     # The refusal is sent at accept, before any request is read; a client that has sent one may
     # see a reset instead (its unread request is in the closed socket), so this one sends none.
     s = socket.create_connection(("127.0.0.1", ctx.port), timeout=10)
-    data = b""
-    while True:
-        c = s.recv(4096)
-        if not c:
-            break
-        data += c
+    data = sc.read_to_eof(s)
     s.close()
     assert data.startswith(b"HTTP/1.1 503"), data[:100]
     body = json.loads(data.split(b"\r\n\r\n", 1)[1])

@@ -23,15 +23,7 @@ def run(ctx):
             time.sleep(0.5)
 
     threading.Thread(target=trickle, daemon=True).start()
-    result = {}
-
-    def long_request():
-        result["r"] = sc.request(ctx, "POST", "/v1/completions",
-                                 {"prompt": "Essay:", "max_tokens": 3000, "ignore_eos": True, "temperature": 0}, timeout=60)
-
-    t = threading.Thread(target=long_request)
-    t.start()
-    sc.wait_until(lambda: sc.health(ctx)[1]["requests_running"] == 1, 30, "the long request to run")
+    t, result = sc.start_long_request(ctx)
     t0 = time.monotonic()
     ctx.terminate()
     rc = ctx.wait_exit(15)

@@ -2,22 +2,13 @@
 starts the drain and a second SIGTERM cancels and closes everything; the process exits 0 within
 a few seconds, not after the timeout."""
 import signal
-import threading
 import time
 
 import serve_common as sc
 
 
 def run(ctx):
-    result = {}
-
-    def long_request():
-        result["r"] = sc.request(ctx, "POST", "/v1/completions",
-                                 {"prompt": "Essay:", "max_tokens": 3000, "ignore_eos": True, "temperature": 0}, timeout=60)
-
-    t = threading.Thread(target=long_request)
-    t.start()
-    sc.wait_until(lambda: sc.health(ctx)[1]["requests_running"] == 1, 30, "the long request to run")
+    t, result = sc.start_long_request(ctx)
     ctx.terminate()
     sc.wait_until(lambda: "shutting down" in ctx.log(), 10, "the server to see SIGTERM")
     time.sleep(0.5)

@@ -22,24 +22,24 @@ PERSON = {
     },
 }
 TEXT = "Alice is 30 years old and lives in Paris. She likes chess and tennis."
-WEATHER = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Current weather in a city",
-        "parameters": {"type": "object", "additionalProperties": False, "required": ["city", "unit"],
-                       "properties": {"city": {"type": "string"}, "unit": {"enum": ["celsius", "fahrenheit"]}}},
-    },
-}
-ADD = {
-    "type": "function",
-    "function": {
-        "name": "add",
-        "description": "Add two integers",
-        "parameters": {"type": "object", "additionalProperties": False, "required": ["a", "b"],
-                       "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}}},
-    },
-}
+
+
+def function_tool(name, description, properties):
+    """An OpenAI function tool whose arguments are a closed object that requires every property."""
+    return {
+        "type": "function",
+        "function": {
+            "name": name,
+            "description": description,
+            "parameters": {"type": "object", "additionalProperties": False, "required": list(properties),
+                           "properties": properties},
+        },
+    }
+
+
+WEATHER = function_tool("get_weather", "Current weather in a city",
+                        {"city": {"type": "string"}, "unit": {"enum": ["celsius", "fahrenheit"]}})
+ADD = function_tool("add", "Add two integers", {"a": {"type": "integer"}, "b": {"type": "integer"}})
 
 
 def schema_format(schema, name="person"):

@@ -4,6 +4,7 @@ import http.client
 import json
 import re
 import socket
+import threading
 import time
 
 
@@ -73,6 +74,21 @@ def wait_until(pred, timeout, what):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for: {what}")
         time.sleep(0.05)
+
+
+def start_long_request(ctx):
+    """Start a 3000-token greedy completion on a thread and wait until it runs (a request for a
+    shutdown to cut short). Returns (thread, result): result["r"] is request()'s answer once done."""
+    result = {}
+
+    def long_request():
+        result["r"] = request(ctx, "POST", "/v1/completions",
+                              {"prompt": "Essay:", "max_tokens": 3000, "ignore_eos": True, "temperature": 0}, timeout=60)
+
+    t = threading.Thread(target=long_request)
+    t.start()
+    wait_until(lambda: health(ctx)[1]["requests_running"] == 1, 30, "the long request to run")
+    return t, result
 
 
 def pool_idle(ctx):

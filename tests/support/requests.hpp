@@ -1,5 +1,5 @@
 // Request builders shared by the engine tests (CPU and CUDA): a random prompt that starts with
-// BOS, and a greedy request that returns token ids only.
+// BOS, a prompt continued by random ids, and a greedy request that returns token ids only.
 #pragma once
 
 #include <gemmaforge/runtime/request.hpp>
@@ -19,6 +19,14 @@ inline std::vector<std::int32_t> random_prompt(std::mt19937& rng, int n, int max
   v.push_back(2);
   while (int(v.size()) < n) v.push_back(d(rng));
   return v;
+}
+
+// prefix followed by n - 1 random ids (random_prompt's draws without its BOS): a conversation
+// continued, or a shared system prompt with a per-request tail.
+inline std::vector<std::int32_t> continued(std::vector<std::int32_t> prefix, std::mt19937& rng, int n) {
+  const auto tail = random_prompt(rng, n);
+  prefix.insert(prefix.end(), tail.begin() + 1, tail.end());
+  return prefix;
 }
 
 inline generation_request greedy(std::vector<std::int32_t> prompt, int max_tokens) {

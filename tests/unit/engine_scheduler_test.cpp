@@ -12,6 +12,7 @@
 #include "support/requests.hpp"
 
 #include <chrono>
+#include <limits>
 #include <random>
 #include <set>
 #include <string>
@@ -21,10 +22,20 @@ namespace gf = gemmaforge;
 using gf::testing::naive_executor;
 using gf::testing::greedy;
 using gf::testing::random_prompt;
+using gf::testing::continued;
 
 namespace {
 template <class Model, class Kv = float>
 using naive_engine = gf::basic_engine<Model, naive_executor, Kv>;
+
+// Steps the engine until it is idle (or max_steps steps have run), calling check() after each step.
+template <class Engine, class Check>
+void step_until_idle(Engine& eng, Check check, int max_steps = std::numeric_limits<int>::max()) {
+  for (int steps = 0; !eng.idle() && steps < max_steps; ++steps) {
+    eng.step();
+    check();
+  }
+}
 
 template <class Model, class Kv = float>
 std::vector<std::vector<std::int32_t>> run_alone(const gf::model_weights<Model>& w, const std::vector<std::vector<std::int32_t>>& prompts,
@@ -55,13 +66,12 @@ TEMPLATE_TEST_CASE("engine: batched greedy outputs equal running each request al
   std::vector<gf::request_handle> hs;
   for (const auto& p : prompts) hs.push_back(eng.submit(greedy(p, max_tokens)));
   int max_running = 0, max_waiting = 0;
-  while (!eng.idle()) {
-    eng.step();
+  step_until_idle(eng, [&] {
     const auto s = eng.stats();
     max_running = std::max(max_running, s.running);
     max_waiting = std::max(max_waiting, s.waiting);
     REQUIRE(s.kv_blocks_used + s.kv_blocks_reserved <= s.kv_blocks_total);
-  }
+  });
   CHECK(max_running == 3);
   CHECK(max_waiting > 0);
   for (std::size_t i = 0; i < prompts.size(); ++i) {
@@ -79,12 +89,7 @@ TEST_CASE("engine: prefix sharing reuses the cached prompt and changes no output
   std::mt19937 rng(5);
   const auto system = random_prompt(rng, 21);
   std::vector<std::vector<std::int32_t>> prompts;
-  for (int i = 0; i < 4; ++i) {
-    auto p = system;
-    const auto tail = random_prompt(rng, 3 + i);
-    p.insert(p.end(), tail.begin() + 1, tail.end());
-    prompts.push_back(p);
-  }
+  for (int i = 0; i < 4; ++i) prompts.push_back(continued(system, rng, 3 + i));
   const auto alone = run_alone<M>(m.w, prompts, 10);
   gf::engine_config c{.limits = {.max_seq_len = 64, .max_batch = 2, .prefill_chunk = 5, .block_tokens = 4, .prefix_slots = 2}};
   naive_engine<M> eng(m.w, c, naive_executor{});
@@ -103,12 +108,7 @@ TEST_CASE("engine: a shared-prefix hint caches a system prompt for sliding-windo
   std::mt19937 rng(6);
   const auto system = random_prompt(rng, 14);  // 3 full blocks of 4 + 2 tokens
   std::vector<std::vector<std::int32_t>> prompts;
-  for (int i = 0; i < 3; ++i) {
-    auto p = system;
-    const auto tail = random_prompt(rng, 8 + i);
-    p.insert(p.end(), tail.begin() + 1, tail.end());
-    prompts.push_back(p);
-  }
+  for (int i = 0; i < 3; ++i) prompts.push_back(continued(system, rng, 8 + i));
   const auto alone = run_alone<M>(m.w, prompts, 6);
   gf::engine_config c{.limits = {.max_seq_len = 64, .max_batch = 1, .prefill_chunk = 5, .block_tokens = 4, .prefix_slots = 4}};
   naive_engine<M> eng(m.w, c, naive_executor{});
@@ -137,8 +137,7 @@ TEST_CASE("engine: a chat history continued next turn is not recomputed", "[cpu]
     if (turn > 0) CHECK(h->reused_tokens() >= std::int32_t(history.size()) - 12);  // all but the last partial block(s)
     // Next turn: the history (prompt + reply) plus the user's new message.
     history.insert(history.end(), out.begin(), out.end());
-    const auto next = random_prompt(rng, 6);
-    history.insert(history.end(), next.begin() + 1, next.end());
+    history = continued(std::move(history), rng, 6);
     // The same conversation recomputed from scratch gives the same reply.
     naive_engine<M> fresh(m.w, c, naive_executor{});
     CHECK(fresh.generate(greedy(std::vector<std::int32_t>(history.begin(), history.end() - 5 - std::ptrdiff_t(out.size())), 5))
@@ -155,12 +154,7 @@ TEST_CASE("engine: pool exhaustion with 10x more requests than fit: all complete
   std::mt19937 rng(9);
   std::vector<gf::request_handle> hs;
   for (int i = 0; i < 10; ++i) hs.push_back(eng.submit(greedy(random_prompt(rng, 12), 12)));
-  int steps = 0;
-  while (!eng.idle() && steps < 10000) {
-    eng.step();
-    ++steps;
-    CHECK(eng.stats().running <= 1);
-  }
+  step_until_idle(eng, [&] { CHECK(eng.stats().running <= 1); }, 10000);
   for (auto& h : hs) {
     CHECK(h->done());
     CHECK(h->completion_tokens() == 12);
@@ -308,13 +302,12 @@ TEMPLATE_TEST_CASE("engine: a group of n sequences shares one prefilled prompt",
   const auto hs = eng.submit_group(std::move(rs));
   const auto later = eng.submit(greedy(random_prompt(rng, 5), 3));
   bool later_before_group = false;
-  while (!eng.idle()) {
-    eng.step();
+  step_until_idle(eng, [&] {
     if (later->timings().admitted != std::chrono::steady_clock::time_point{})
       for (const auto& h : hs)
         if (h->timings().admitted == std::chrono::steady_clock::time_point{} || h->timings().admitted > later->timings().admitted)
           later_before_group = true;
-  }
+  });
   CHECK_FALSE(later_before_group);
   std::set<std::vector<std::int32_t>> distinct;
   for (std::size_t i = 0; i < hs.size(); ++i) {

@@ -31,6 +31,7 @@
 #endif
 
 #include "io_test_support.hpp"
+#include "support/process_self.hpp"
 #include "support/random_model.hpp"
 #include "support/requests.hpp"
 
@@ -47,31 +48,9 @@ namespace cpu = gemmaforge::cpu;
 
 namespace {
 
-// Threads of this process (/proc/self/task). A joined thread can linger there for a moment after
-// join() returns (the kernel reaps it just after clearing its tid), so wait for the count to drop.
-int thread_count() {
-  int n = 0;
-  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/task")) ++n;
-  return n;
-}
-int settled_thread_count(int expected) {
-  int n = thread_count();
-  for (int i = 0; i < 200 && n > expected; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    n = thread_count();
-  }
-  return n;
-}
-
-// Lines of /proc/self/maps that map `path`.
-int mappings_of(const std::filesystem::path& path) {
-  std::ifstream maps("/proc/self/maps");
-  const std::string needle = std::filesystem::weakly_canonical(path).string();
-  int n = 0;
-  for (std::string line; std::getline(maps, line);)
-    if (line.find(needle) != std::string::npos) ++n;
-  return n;
-}
+using gf::testing::mappings_of;
+using gf::testing::settled_thread_count;
+using gf::testing::thread_count;
 
 template <class F>
 std::string error_text(F&& f, gf::errc want) {

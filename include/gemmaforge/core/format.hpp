@@ -54,10 +54,6 @@ GF_HOST_DEVICE constexpr std::uint64_t row_bytes(tensor_format f, std::uint64_t 
   return cols / block_elems(f) * block_bytes(f);
 }
 
-constexpr double bits_per_weight(tensor_format f) {
-  return 8.0 * double(block_bytes(f)) / double(block_elems(f));
-}
-
 constexpr std::string_view to_string(tensor_format f) {
   switch (f) {
     case tensor_format::f32: return "f32";
@@ -74,11 +70,5 @@ constexpr std::string_view to_string(tensor_format f) {
 inline constexpr tensor_format all_tensor_formats[] = {
     tensor_format::f32,  tensor_format::f16,  tensor_format::bf16, tensor_format::q8_0,
     tensor_format::q5_0, tensor_format::q4_k, tensor_format::q6_k};
-
-constexpr bool parse_tensor_format(std::string_view s, tensor_format& out) {
-  for (tensor_format f : all_tensor_formats)
-    if (s == to_string(f)) { out = f; return true; }
-  return false;
-}
 
 }  // namespace gemmaforge

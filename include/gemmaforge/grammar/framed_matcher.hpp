@@ -107,8 +107,6 @@ class framed_matcher {
     return true;
   }
 
-  const matcher& json_matcher() const { return m_; }
-
  private:
   void end_json(framed_state& s) const {
     s.m.depth = 0;

@@ -15,6 +15,7 @@
 #include <string_view>
 
 #include <gemmaforge/grammar/grammar.hpp>
+#include <gemmaforge/io/utf8.hpp>
 
 namespace gemmaforge::grammar {
 
@@ -48,7 +49,6 @@ class matcher {
  public:
   using state_type = matcher_state;
   explicit matcher(const compiled_grammar& g) : g_(g) {}
-  const compiled_grammar& grammar() const { return g_; }
 
   matcher_state start() const {
     matcher_state s;
@@ -278,23 +278,16 @@ class matcher {
         }
         if (c < 0x20) return false;
         if (c < 0x80) return true;
-        // UTF-8 lead byte: how many continuation bytes, and the first one's range (RFC 3629).
-        t.lo = 0x80;
-        t.hi = 0xbf;
-        if (c >= 0xc2 && c <= 0xdf) t.a = 1;
-        else if (c >= 0xe0 && c <= 0xef) {
-          t.a = 2;
-          if (c == 0xe0) t.lo = 0xa0;
-          if (c == 0xed) t.hi = 0x9f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-          t.a = 3;
-          if (c == 0xf0) t.lo = 0x90;
-          if (c == 0xf4) t.hi = 0x8f;
-        } else {
-          return false;
+        {
+          // UTF-8 lead byte: how many continuation bytes, and the first one's range (io/utf8.hpp).
+          const utf8_lead lead = utf8_lead_of(c);
+          if (lead.len == 0) return false;
+          t.a = std::int32_t(lead.len) - 1;
+          t.lo = lead.lo;
+          t.hi = lead.hi;
+          t.state = s_utf8;
+          return true;
         }
-        t.state = s_utf8;
-        return true;
       case s_utf8:
         if (c < t.lo || c > t.hi) return false;
         t.lo = 0x80;

@@ -57,11 +57,6 @@ class byte_reader {
 
   void skip(std::uint64_t n, std::string_view what) { (void)read_bytes(n, what); }
 
-  void seek(std::size_t pos) {
-    if (pos > bytes_.size()) fail("offset " + std::to_string(pos) + " is past the end of the file");
-    pos_ = pos;
-  }
-
   std::string_view file() const { return file_; }
 
  private:

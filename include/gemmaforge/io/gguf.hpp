@@ -138,13 +138,6 @@ constexpr const ggml_type_info* find_ggml_type(std::uint32_t id) {
   return nullptr;
 }
 
-// The ggml type id that stores a tensor_format (used by writers and tests).
-constexpr std::uint32_t ggml_type_id(tensor_format f) {
-  for (const auto& t : ggml_types)
-    if (t.format == f) return t.id;
-  return 0;
-}
-
 // ------------------------------------------------------------------------------------ values
 class gguf_value {
  public:
@@ -161,9 +154,8 @@ class gguf_value {
   bool raw_bool() const { return b_; }
   std::string_view raw_string() const { return s_; }
 
-  // Array payloads: numeric/bool elements are contiguous little-endian scalars in the file;
-  // string elements and nested arrays are parsed.
-  const std::byte* raw_elements() const { return raw_; }
+  // Array payloads: numeric/bool elements are contiguous little-endian scalars in the file (read
+  // through element()); string elements and nested arrays are parsed.
   const std::vector<std::string_view>& strings() const { return strings_; }
   const std::vector<gguf_value>& arrays() const { return nested_; }
 

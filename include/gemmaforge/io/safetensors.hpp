@@ -300,6 +300,7 @@ class safetensors_checkpoint {
     return c;
   }
 
+  // cppcheck-suppress unusedFunction ; tokenizer.hpp calls it under __has_include(<nlohmann/json.hpp>), false in the lint
   const std::string& dir() const { return dir_; }
   const std::vector<safetensors_file>& shards() const { return shards_; }
   const safetensors_tensor* find(std::string_view name) const {

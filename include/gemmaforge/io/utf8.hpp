@@ -13,11 +13,10 @@ namespace gemmaforge {
 
 inline constexpr std::string_view utf8_replacement = "\xEF\xBF\xBD";  // U+FFFD
 
-namespace detail {
-
 // What a lead byte announces (Unicode Table 3-7): the sequence length (0: not a lead byte) and the
 // allowed range of the second byte, which excludes overlong forms, UTF-16 surrogates (ED A0..BF)
-// and code points above U+10FFFF (F4 90..).
+// and code points above U+10FFFF (F4 90..). The one table of lead bytes: the decoders below and
+// the grammar matcher's byte-at-a-time string state (grammar/matcher.hpp) read it.
 struct utf8_lead {
   std::size_t len = 0;
   std::uint8_t lo = 0x80, hi = 0xBF;
@@ -38,6 +37,8 @@ constexpr utf8_lead utf8_lead_of(std::uint8_t b0) {
   }
   return r;
 }
+
+namespace detail {
 
 // Length of the valid UTF-8 sequence starting at s[i], or 0 when the bytes there are not one.
 // `valid_prefix` receives how many bytes form a valid-but-incomplete prefix (when the input ends

@@ -228,7 +228,6 @@ class bound_model {
 
   const model_weights<Model>& weights() const { return weights_; }
   const model_file& file() const { return *file_; }
-  std::shared_ptr<const model_file> file_ptr() const { return file_; }
   const weight_summary& summary() const { return summary_; }
   const std::vector<bound_tensor>& tensors() const { return tensors_; }
 

@@ -21,8 +21,37 @@
 
 namespace gemmaforge {
 
+// An extent of the layout that is read at run time. The other extents are compile-time constants
+// where the kernel knows them (a model descriptor's kv_heads and head_dim), as in CuTe's mixed
+// static/dynamic layouts: the index math below is then multiplications by constants.
+inline constexpr std::int32_t kv_dynamic = -1;
+
+// The index math of the layout above, with kv_heads and head_dim static (or kv_dynamic: taken from
+// the run-time fields) and the run-time facts of one (sequence, layer): its block list, how many
+// entries it has, and block_tokens (a serving-config choice, not a model fact).
+template <std::int32_t KvHeads, std::int32_t HeadDim>
+struct kv_index {
+  const std::int32_t* blocks = nullptr;
+  std::int32_t n_blocks = 0;
+  std::int32_t block_tokens = 16;
+  std::int32_t dyn_kv_heads = KvHeads;  // read only when KvHeads is kv_dynamic
+  std::int32_t dyn_head_dim = HeadDim;  // read only when HeadDim is kv_dynamic
+
+  GF_HOST_DEVICE constexpr std::int32_t kv_heads() const { return KvHeads == kv_dynamic ? dyn_kv_heads : KvHeads; }
+  GF_HOST_DEVICE constexpr std::int32_t head_dim() const { return HeadDim == kv_dynamic ? dyn_head_dim : HeadDim; }
+  // Offset of the (position t, kv head h) scale in the scale planes ([block][kv_head][block_tokens]).
+  GF_HOST_DEVICE std::int64_t scale_offset(std::int32_t t, std::int32_t h) const {
+    const std::int32_t b = blocks[(t / block_tokens) % n_blocks];
+    return (std::int64_t(b) * kv_heads() + h) * block_tokens + t % block_tokens;
+  }
+  // Element offset of (position t, kv head h, dim 0) in the K/V planes.
+  GF_HOST_DEVICE std::int64_t offset(std::int32_t t, std::int32_t h) const { return scale_offset(t, h) * head_dim(); }
+};
+
 // What attention reads for one (sequence, layer): K/V planes of that layer and the sequence's
-// block list. Pointers are host or device memory depending on the backend.
+// block list. Pointers are host or device memory depending on the backend. The sizes travel as
+// run-time ints so that one view type serves every model; kernels that know the model take
+// index<KvHeads, HeadDim>() once and do their index math with the static sizes.
 struct kv_cache_view {
   const void* k = nullptr;            // layer K plane, element type = the pool's KV dtype
   const void* v = nullptr;            // layer V plane
@@ -34,16 +63,21 @@ struct kv_cache_view {
   std::int32_t kv_heads = 1;
   std::int32_t head_dim = 0;
 
-  // Element offset of (position t, kv head h, dim 0) in the K/V planes.
-  GF_HOST_DEVICE std::int64_t offset(std::int32_t t, std::int32_t h) const {
-    const std::int32_t b = blocks[(t / block_tokens) % n_blocks];
-    return ((std::int64_t(b) * kv_heads + h) * block_tokens + t % block_tokens) * head_dim;
+  // The index math with kv_heads / head_dim static where given. The caller states the sizes it
+  // was compiled for; a view of another shape is a bug in the caller (checked on the host).
+  template <std::int32_t KvHeads = kv_dynamic, std::int32_t HeadDim = kv_dynamic>
+  GF_HOST_DEVICE kv_index<KvHeads, HeadDim> index() const {
+    return kv_index<KvHeads, HeadDim>{blocks, n_blocks, block_tokens, kv_heads, head_dim};
   }
+  // Does this view have the shape a kernel compiled for (KvHeads, HeadDim) expects?
+  template <std::int32_t KvHeads, std::int32_t HeadDim>
+  GF_HOST_DEVICE bool has_shape() const {
+    return (KvHeads == kv_dynamic || kv_heads == KvHeads) && (HeadDim == kv_dynamic || head_dim == HeadDim);
+  }
+  // Element offset of (position t, kv head h, dim 0) in the K/V planes (all sizes at run time).
+  GF_HOST_DEVICE std::int64_t offset(std::int32_t t, std::int32_t h) const { return index().offset(t, h); }
   // Offset of the (t, h) scale in the scale planes.
-  GF_HOST_DEVICE std::int64_t scale_offset(std::int32_t t, std::int32_t h) const {
-    const std::int32_t b = blocks[(t / block_tokens) % n_blocks];
-    return (std::int64_t(b) * kv_heads + h) * block_tokens + t % block_tokens;
-  }
+  GF_HOST_DEVICE std::int64_t scale_offset(std::int32_t t, std::int32_t h) const { return index().scale_offset(t, h); }
 };
 
 // Mutable twin used when appending new keys/values.

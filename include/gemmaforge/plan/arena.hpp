@@ -84,13 +84,6 @@ struct arena_layout {
       if (regions[i].name == name) return regions[i].bytes;
     return 0;
   }
-  // Bytes of the regions whose names start with `prefix` (rounded as allocated).
-  constexpr std::uint64_t total_of(std::string_view prefix) const {
-    std::uint64_t n = 0;
-    for (std::size_t i = 0; i < count; ++i)
-      if (regions[i].name.substr(0, prefix.size()) == prefix) n += round_up(regions[i].bytes, arena_alignment);
-    return n;
-  }
   constexpr std::uint64_t total() const { return arena_bytes + host_bytes; }
 
   // Where a region lives, given the bases of the two spaces.

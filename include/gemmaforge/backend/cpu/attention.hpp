@@ -8,7 +8,7 @@
 //     cache  keys/values of positions < start (block table or ring, kv/kv_layout.hpp)
 //     out    [T][heads][head_dim]
 //     scratch >= attention_scratch_bytes<Shape, KvElem>(T, max_context) bytes, 64-byte aligned
-//   kv_append<KvElem>(cache_mut, k_new, v_new, start, T)   encode the chunk into the cache
+//   kv_append<KvElem[, kv_heads, head_dim]>(cache_mut, k_new, v_new, start, T)   encode the chunk into the cache
 //
 // Query at position p sees keys lo..p, lo = max(0, p - window + 1) (window 0: lo = 0). The chunk's
 // own keys are first encoded into scratch in the cache's element type, so every key goes through
@@ -35,6 +35,7 @@
 #include <gemmaforge/backend/cpu/thread_pool.hpp>
 #include <gemmaforge/backend/cpu/x86_intrin.hpp>
 #include <gemmaforge/core/dtype.hpp>
+#include <gemmaforge/core/error.hpp>
 #include <gemmaforge/kv/kv_codec.hpp>
 #include <gemmaforge/kv/kv_layout.hpp>
 #include <gemmaforge/math/exp.hpp>
@@ -72,6 +73,7 @@ struct attn_ctx {
   attention_params prm;
   const float* q;
   const kv_cache_view* cache;
+  kv_index<KVH, D> idx;  // the cache's index math with the model's sizes static
   const KvElem* kc;  // chunk keys [T][KVH][D] in the cache's element type
   const KvElem* vc;
   const float* ks;   // chunk scales [T][KVH] (scaled types)
@@ -86,7 +88,7 @@ struct attn_ctx {
       const int pos = base + j;
       if (pos >= prm.start || left == 0) {
         keys[j] = src(pos, g);
-        if (pos < prm.start) left = cache->block_tokens - pos % cache->block_tokens;
+        if (pos < prm.start) left = idx.block_tokens - pos % idx.block_tokens;
       } else {
         keys[j] = keys[j - 1];
         keys[j].k += D;
@@ -105,11 +107,11 @@ struct attn_ctx {
   kv_src<KvElem> src(int pos, int g) const {
     kv_src<KvElem> s{};
     if (pos < prm.start) {
-      const std::int64_t off = cache->offset(pos, g);
+      const std::int64_t off = idx.offset(pos, g);
       s.k = static_cast<const KvElem*>(cache->k) + off;
       s.v = static_cast<const KvElem*>(cache->v) + off;
       if constexpr (kv_has_scale<KvElem>) {
-        const std::int64_t so = cache->scale_offset(pos, g);
+        const std::int64_t so = idx.scale_offset(pos, g);
         s.ks_ptr = cache->k_scale + so;
         s.vs_ptr = cache->v_scale + so;
         s.ks = *s.ks_ptr;
@@ -435,6 +437,7 @@ inline void attention(thread_pool& pool, const attention_params& prm, const floa
   isa = clamp_cpu_isa(isa);
   const int T = prm.n_tokens;
   if (T <= 0) return;
+  if (!cache.has_shape<KVH, D>()) throw error(errc::internal, "cpu::attention: the KV view's kv_heads/head_dim are not the kernel's");
   const L lay(T, prm.start + T);
 
   // The chunk's K/V in the cache's element type (what kv_append will store).
@@ -448,7 +451,7 @@ inline void attention(thread_pool& pool, const attention_params& prm, const floa
     if constexpr (L::scaled) { ks[i] = sk; vs[i] = sv; }
   }
 
-  detail::attn_ctx<Shape, KvElem> c{prm, q, &cache, kc, vc, ks, vs, out};
+  detail::attn_ctx<Shape, KvElem> c{prm, q, &cache, cache.index<KVH, D>(), kc, vc, ks, vs, out};
   const int items = T * KVH;
   const int first_split = [&] {
     int lo, p;
@@ -510,11 +513,14 @@ inline void attention(thread_pool& pool, const attention_params& prm, const floa
   }
 }
 
-// Encode the chunk's keys/values into the cache at positions start .. start + T - 1.
-template <class KvElem>
+// Encode the chunk's keys/values into the cache at positions start .. start + T - 1. KvHeads and
+// HeadDim: the model's sizes, static in the index math when given (kv_dynamic: the view's).
+template <class KvElem, std::int32_t KvHeads = kv_dynamic, std::int32_t HeadDim = kv_dynamic>
 inline void kv_append(const kv_cache_mut_view& cache, const float* k_new, const float* v_new, int start, int T) {
-  const int D = cache.head_dim, KVH = cache.kv_heads;
-  const kv_cache_view ro = cache.as_const();
+  const kv_cache_view view = cache.as_const();
+  if (!view.has_shape<KvHeads, HeadDim>()) throw error(errc::internal, "cpu::kv_append: the KV view's kv_heads/head_dim are not the caller's");
+  const kv_index<KvHeads, HeadDim> ro = view.index<KvHeads, HeadDim>();
+  const int D = ro.head_dim(), KVH = ro.kv_heads();
   for (int t = 0; t < T; ++t)
     for (int g = 0; g < KVH; ++g) {
       const std::int64_t off = ro.offset(start + t, g);

@@ -3,7 +3,7 @@
 //
 // Semantics = tests/support/naive_executor.hpp's attention: a query at position p of head h sees
 // keys [lo, p], lo = max(0, p - window + 1) on sliding-window layers (0 on global ones); keys
-// before the sequence's start come from the pool through kv_cache_view::offset (tables on global
+// before the sequence's start come from the pool through kv_index::offset, head_dim static (tables on global
 // layers, rings on local ones), keys of this step from the staged rows (kv_append.cuh), so both are
 // values the KV codec produced. logit = (q * scale).k, then softcap (Gemma 2), softmax, sum p v.
 // GQA: one block serves the G query heads of a KV head, so every K/V tile is read once per group.
@@ -100,7 +100,8 @@ struct kv_tile {
 // Cooperative load of keys/values at positions [t, t + KT) that satisfy valid(pos) into shared
 // memory (raw elements + per-position scales).
 template <int D, class KvElem, int KT, int Threads, class Valid>
-__device__ __forceinline__ void load_kv_tile(const attention_args<KvElem>& a, const device_seq& s, const kv_cache_view& view,
+// cppcheck-suppress unusedFunction ; called with explicit template arguments, which cppcheck does not read as a call
+__device__ __forceinline__ void load_kv_tile(const attention_args<KvElem>& a, const device_seq& s, const kv_index<kv_dynamic, D>& view,
                                              int h, int t, Valid valid, KvElem* k_s, KvElem* v_s, float* ks_s, float* vs_s) {
   using tile = kv_tile<D, KvElem, KT>;
   const int kvh = a.cache.kv_heads;
@@ -144,6 +145,7 @@ __device__ __forceinline__ void load_kv_tile(const attention_args<KvElem>& a, co
 // half-warp, the canonical dot, softcap. Every thread of the warp must call it (shuffles); the
 // result is valid in lane 0 of the half-warp.
 template <int D, class KvElem>
+// cppcheck-suppress unusedFunction ; called with explicit template arguments, which cppcheck does not read as a call
 __device__ __forceinline__ float tile_logit(const float* qrow, const KvElem* krow, float kscale, float cap) {
   const int l = int(threadIdx.x) % 16;
   float lane = 0.0f;
@@ -158,6 +160,7 @@ __device__ __forceinline__ float tile_logit(const float* qrow, const KvElem* kro
 // half-warp c = canonical tile c). In: x = logit (or -inf where masked), the row's m and l. Out:
 // p_j (0 where masked), each canonical tile's alpha, the updated m and l (in every lane).
 template <int KT>
+// cppcheck-suppress unusedFunction ; called with explicit template arguments, which cppcheck does not read as a call
 __device__ __forceinline__ float tile_softmax(float x, bool valid, float& m, float& l, float& alpha0, float& alpha1) {
   const int lane = int(threadIdx.x) % warp_size;
   const int half = lane / 16;
@@ -241,7 +244,7 @@ __global__ void __launch_bounds__(128) attn_decode_kernel(attention_args<KvElem>
     if (s_begin >= n_used) return;
   }
 
-  const kv_cache_view view = a.cache.view(s);
+  const kv_index<kv_dynamic, D> view = a.cache.view(s).template index<kv_dynamic, D>();  // head_dim static
   for (int i = tid; i < G * D; i += C::threads)
     q_s[i] = math::attention_scaled_query(a.q[(std::int64_t(s.first_row) * heads + kh * G) * D + i], a.scale);
 
@@ -370,6 +373,7 @@ __global__ void __launch_bounds__(128) attn_decode_kernel(attention_args<KvElem>
 
 // Merge of the split-K partials of one (decode sequence, query head), ascending splits.
 template <int D>
+// cppcheck-suppress unusedFunction ; launched with <<<...>>>, which cppcheck does not read as a call
 __global__ void attn_merge_kernel(const device_seq* __restrict__ seqs, const float* __restrict__ partials, int heads,
                                   int max_splits, int split_tokens, int window, float* __restrict__ out) {
   const int b = int(blockIdx.x), h = int(blockIdx.y);
@@ -438,7 +442,7 @@ __global__ void __launch_bounds__(128) attn_prefill_kernel(attention_args<KvElem
   const int p_max = s.start + last_q;
   const int lo_min = a.window > 0 ? max(0, s.start + i0 - a.window + 1) : 0;
 
-  const kv_cache_view view = a.cache.view(s);
+  const kv_index<kv_dynamic, D> view = a.cache.view(s).template index<kv_dynamic, D>();  // head_dim static
   for (int i = tid; i < NR * D; i += C::threads) {
     const int r = i / D, d = i % D;
     const std::int64_t qi = (std::int64_t(s.first_row + i0 + r / G) * heads + kh * G + r % G) * D + d;
@@ -542,7 +546,7 @@ __global__ void __launch_bounds__(128) attn_prefill_kernel(attention_args<KvElem
 // same bits. Split-K needs a.partials ([n_seqs][heads][max_splits][D + 2] floats).
 template <int D, int G, class KvElem>
 status launch_attention_decode(const attention_args<KvElem>& a, attention_schedule schedule, cudaStream_t stream) noexcept {
-  if (a.seqs == nullptr || a.q == nullptr || a.out == nullptr || a.cache.kv_heads <= 0 || a.n_seqs < 0 ||
+  if (a.seqs == nullptr || a.q == nullptr || a.out == nullptr || a.cache.kv_heads <= 0 || a.cache.head_dim != D || a.n_seqs < 0 ||
       a.split_tokens <= 0 || a.split_tokens % 32 != 0 || a.max_splits <= 0)
     return status::invalid_argument;
   if (a.n_seqs == 0) return status::ok;
@@ -566,7 +570,7 @@ status launch_attention_decode(const attention_args<KvElem>& a, attention_schedu
 template <int D, int G, class KvElem>
 status launch_attention_prefill(const attention_args<KvElem>& a, int seq_index, int n_tokens, cudaStream_t stream) noexcept {
   using C = detail::prefill_config<D, G, KvElem>;
-  if (a.seqs == nullptr || a.q == nullptr || a.out == nullptr || a.cache.kv_heads <= 0 || seq_index < 0 ||
+  if (a.seqs == nullptr || a.q == nullptr || a.out == nullptr || a.cache.kv_heads <= 0 || a.cache.head_dim != D || seq_index < 0 ||
       seq_index >= a.n_seqs || a.split_tokens <= 0 || a.split_tokens % 32 != 0)
     return status::invalid_argument;
   if (n_tokens <= 0) return status::ok;

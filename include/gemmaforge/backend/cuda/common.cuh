@@ -88,6 +88,7 @@ __device__ __forceinline__ void cross_tree_steps(float* lane) {
 // cross threads (thread t adds thread t + w / LPT's values), steps w < LPT stay in registers.
 // The result is valid in the first thread of each TPO group. All threads of the warp call it.
 template <int LPT>
+// cppcheck-suppress unusedFunction ; called with explicit template arguments, which cppcheck does not read as a call
 __device__ __forceinline__ float grouped_tree_sum16(float* lane) {
   static_assert(LPT >= 1 && LPT <= 16 && (16 % LPT) == 0, "lanes per thread must divide 16");
   cross_tree_steps<LPT, 8>(lane);
@@ -99,13 +100,6 @@ __device__ __forceinline__ float grouped_tree_sum16(float* lane) {
 // half of an f32; f16 -> f32 is exact, subnormals included, in cvt.f32.f16).
 __device__ __forceinline__ float bf16_bits_to_float(std::uint32_t bits16) { return __uint_as_float(bits16 << 16); }
 __device__ __forceinline__ float f16_bits_to_float(std::uint16_t bits16) { return __half2float(__ushort_as_half(bits16)); }
-
-template <class T>
-__device__ __forceinline__ float elem_to_float(T v) {
-  if constexpr (std::is_same_v<T, bf16>) return bf16_bits_to_float(v.bits);
-  else if constexpr (std::is_same_v<T, f16>) return f16_bits_to_float(v.bits);
-  else return to_float(v);  // float, fp8_e4m3 (exact integer decode of math/dtype.hpp), int8 via kv_decode
-}
 
 // --------------------------------------------------------------------- read-only loads
 __device__ __forceinline__ uint4 ldg16(const void* p) { return __ldg(static_cast<const uint4*>(p)); }

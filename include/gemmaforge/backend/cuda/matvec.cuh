@@ -257,6 +257,7 @@ __global__ void __launch_bounds__(P::threads)
 // A template, so that the header-only kernel has vague linkage: every translation unit may
 // instantiate it without multiple-definition errors at link time.
 template <bool Wide>
+// cppcheck-suppress unusedFunction ; launched with <<<...>>>, which cppcheck does not read as a call
 __global__ void quantize_act_kernel(const float* __restrict__ x, int T, int cols, std::int8_t* __restrict__ q,
                                     std::int8_t* __restrict__ q2, float* __restrict__ dx, std::int32_t* __restrict__ xs) {
   constexpr float qmax = Wide ? math::act_qmax15 : math::act_qmax8;

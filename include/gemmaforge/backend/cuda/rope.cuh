@@ -33,6 +33,7 @@ namespace detail {
 // A template (with nothing to vary) so that the header-only kernel has vague linkage: every
 // translation unit may instantiate it without multiple-definition errors at link time.
 template <int = 0>
+// cppcheck-suppress unusedFunction ; launched with <<<...>>>, which cppcheck does not read as a call
 __global__ void rope_kernel(float* __restrict__ x, const std::int32_t* __restrict__ positions, int heads, int head_dim,
                             const float* __restrict__ inv_freq) {
   const std::int64_t t = blockIdx.x;

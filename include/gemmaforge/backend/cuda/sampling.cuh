@@ -108,6 +108,7 @@ struct sample_smem {
 // (>=, Strict = false) or exceeds (>, Strict = true) `target`. Returns its id, or -1 if the walk
 // ends first. All threads of the block call it; the result is in every thread.
 template <bool Mass, bool Strict, class Pred>
+// cppcheck-suppress unusedFunction ; called with explicit template arguments, which cppcheck does not read as a call
 __device__ std::int32_t find_in_order(const float* w, int n, Pred pred, std::uint64_t target, sample_smem& sm) {
   constexpr int shifts[3] = {21, 10, 0};
   constexpr int widths[3] = {11, 11, 10};

@@ -129,6 +129,7 @@ struct q32_block {
 };
 
 template <tensor_format F>
+// cppcheck-suppress unusedFunction ; called with explicit template arguments, which cppcheck does not read as a call
 __device__ __forceinline__ q32_block load_q32(const std::byte* row, int b) {
   q32_block o;
   if constexpr (F == tensor_format::q8_0) {
