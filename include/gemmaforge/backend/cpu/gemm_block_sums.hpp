@@ -1,0 +1,248 @@
+#pragma once
+// The packed AVX-512 VNNI GEMM of matmul_precision::int16_block_sums (the order of
+// math/quant.hpp dot_block_sums), for T >= gemm_min_rows activation rows.
+//
+// Packing (BLIS style, per 32-row unit): the part of the work that claims a unit expands its
+// weights once into a scratch slot of its own, as two groups of 16 rows; per group and
+// 32-value block b one `packed_block` record:
+//   w      int8  [8][16][4]  dword j of lane r = signed weight integers 4j..4j+3 of row r
+//                            (q8_0 qs, q5_0 q - 16, q4_k q, q6_k q - 32)
+//   init   int32 [2][16]     -129 * (sum of the row's weight integers over the block; q6_k: over
+//                            each 16-weight half): the start value that cancels the +128 bias
+//                            of both activation digits (128 * (A1 - 128 W) + (A2 - 128 W))
+//   sc     int32 [2][16]     q6_k: the two sub-block scales
+//   ws     f32   [16]        the block's weight scale (d, or d * sc for q4_k)
+//   dm     f32   [16]        q4_k: dmin * m
+// Rows past the matrix are packed as zeros and never stored.
+// Micro-kernel: 32 rows (2 zmm) x NT tokens. Per block, per (group, token) an int32 chain
+//   s = init; s += vpdpbusd(high digits) x8; s <<= 7; s += vpdpbusd(low digits) x8
+// (exact mod 2^32, and the true sum fits int32), then acc = fma(cvt(s), ws * dx_b, acc): the
+// float work is one cvt + one mul + one FMA per block per 16 rows per token. The activation
+// dwords come from the act layout's biased qu region as embedded broadcasts; the packed unit
+// (2 x nb x 896 bytes: 36 KiB at 640 columns) stays in L1/L2 for all T tokens.
+// Same bits as the scalar reference for every (row, token): each lane runs exactly the scalar
+// formula's operations in its order (tests/unit/cpu_gemm_block_sums_test.cpp).
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include <gemmaforge/backend/cpu/act_quant.hpp>
+#include <gemmaforge/backend/cpu/matmul_task.hpp>
+#include <gemmaforge/backend/cpu/thread_pool.hpp>
+#include <gemmaforge/backend/cpu/x86_intrin.hpp>
+#include <gemmaforge/core/format.hpp>
+#include <gemmaforge/math/quant.hpp>
+
+namespace gemmaforge::cpu {
+
+struct packed_block {
+  std::int8_t w[8][16][4];
+  std::int32_t init[2][16];
+  std::int32_t sc[2][16];
+  float ws[16];
+  float dm[16];
+};
+static_assert(sizeof(packed_block) == 896);
+
+inline constexpr int gemm_unit_rows = 32;
+
+// Scratch bytes of one packed unit (per part of the work; matmul_options::pack_scratch holds
+// `parts` of them, parts = the pool's thread count).
+constexpr std::size_t gemm_pack_slot_bytes(int cols) {
+  return (std::size_t(gemm_unit_rows / 16) * std::size_t(cols / 32) * sizeof(packed_block) + 63) & ~std::size_t(63);
+}
+constexpr std::size_t gemm_pack_scratch_bytes(int cols, int threads) {
+  return gemm_pack_slot_bytes(cols) * std::size_t(threads > 0 ? threads : 1);
+}
+
+namespace detail {
+
+// Signed weight integers and scales of block b (32 weights) of one row, in packed_block's terms.
+struct unpacked_block {
+  std::int8_t w[32];
+  std::int32_t wsum[2];  // over weights 0..15 and 16..31
+  std::int32_t sc[2];
+  float ws, dm;
+};
+
+inline void unpack_block(tensor_format f, const std::byte* row, int b, unpacked_block& u) {
+  u.sc[0] = u.sc[1] = 0;
+  u.dm = 0.0f;
+  switch (f) {
+    case tensor_format::q8_0: {
+      const auto& blk = reinterpret_cast<const math::block_q8_0*>(row)[b];
+      for (int i = 0; i < 32; ++i) u.w[i] = blk.qs[i];
+      u.ws = to_float(blk.d);
+      break;
+    }
+    case tensor_format::q5_0: {
+      const auto& blk = reinterpret_cast<const math::block_q5_0*>(row)[b];
+      for (int i = 0; i < 32; ++i) u.w[i] = std::int8_t(math::q5_0_quant(blk, i) - 16);
+      u.ws = to_float(blk.d);
+      break;
+    }
+    case tensor_format::q4_k: {
+      const auto& blk = reinterpret_cast<const math::block_q4_k*>(row)[b / 8];
+      const int k = b % 8;
+      int sc, m;
+      math::q4_k_scale_min(blk.scales, k, sc, m);
+      for (int i = 0; i < 32; ++i) u.w[i] = std::int8_t(math::q4_k_quant(blk, 32 * k + i));
+      u.ws = to_float(blk.d) * float(sc);
+      u.dm = to_float(blk.dmin) * float(m);
+      break;
+    }
+    case tensor_format::q6_k: {
+      const auto& blk = reinterpret_cast<const math::block_q6_k*>(row)[b / 8];
+      const int k = b % 8;
+      for (int i = 0; i < 32; ++i) u.w[i] = std::int8_t(math::q6_k_quant(blk, 32 * k + i) - 32);
+      u.sc[0] = blk.scales[2 * k];
+      u.sc[1] = blk.scales[2 * k + 1];
+      u.ws = to_float(blk.d);
+      break;
+    }
+    default: std::memset(&u, 0, sizeof u); return;
+  }
+  u.wsum[0] = u.wsum[1] = 0;
+  for (int i = 0; i < 32; ++i) u.wsum[i / 16] += u.w[i];
+}
+
+// Pack rows [r0, r0 + 16) (those < rows) of W into nb records.
+inline void pack_group(const mm_task& k, std::int64_t r0, packed_block* out) {
+  const bool halves = k.fmt == tensor_format::q6_k;
+  std::memset(static_cast<void*>(out), 0, std::size_t(k.L.nb) * sizeof(packed_block));
+  for (int lane = 0; lane < 16 && r0 + lane < k.rows; ++lane) {
+    const std::byte* row = k.wrow(r0 + lane);
+    for (int b = 0; b < k.L.nb; ++b) {
+      unpacked_block u;
+      unpack_block(k.fmt, row, b, u);
+      packed_block& p = out[b];
+      for (int j = 0; j < 8; ++j) std::memcpy(p.w[j][lane], u.w + 4 * j, 4);
+      // -129 * W in wrapping int32 arithmetic (|W| <= 32 * 128: no wrap in practice)
+      if (halves) {
+        p.init[0][lane] = -129 * u.wsum[0];
+        p.init[1][lane] = -129 * u.wsum[1];
+      } else {
+        p.init[0][lane] = -129 * (u.wsum[0] + u.wsum[1]);
+      }
+      p.sc[0][lane] = u.sc[0];
+      p.sc[1][lane] = u.sc[1];
+      p.ws[lane] = u.ws;
+      p.dm[lane] = u.dm;
+    }
+  }
+}
+
+#if GF_X86
+// One (group, token) int32 chain over dwords [j0, j1) of a block: high digits, << 7, low digits.
+GF_TARGET_AVX512 GF_FORCEINLINE __m512i bsum_chain(__m512i s, const packed_block& p, const std::uint8_t* qu, int j0, int j1) {
+  for (int j = j0; j < j1; ++j) {
+    std::int32_t a;
+    std::memcpy(&a, qu + 4 * j, 4);
+    s = _mm512_dpbusd_epi32(s, _mm512_set1_epi32(a), _mm512_load_si512(p.w[j]));
+  }
+  s = _mm512_slli_epi32(s, 7);
+  for (int j = j0; j < j1; ++j) {
+    std::int32_t a;
+    std::memcpy(&a, qu + 32 + 4 * j, 4);
+    s = _mm512_dpbusd_epi32(s, _mm512_set1_epi32(a), _mm512_load_si512(p.w[j]));
+  }
+  return s;
+}
+
+// 2 groups (32 rows) x NT tokens starting at token t0. F: the weight format.
+template <tensor_format F, int NT>
+GF_TARGET_AVX512 inline void bsum_tile(const mm_task& k, const packed_block* g0, const packed_block* g1, std::int64_t r0, int t0,
+                                       __mmask16 m0, __mmask16 m1) {
+  constexpr bool q4 = F == tensor_format::q4_k, q6 = F == tensor_format::q6_k;
+  const packed_block* g[2] = {g0, g1};
+  const std::uint8_t* qu[NT];
+  const float* dx[NT];
+  const float* xs[NT];
+  for (int t = 0; t < NT; ++t) {
+    const std::byte* row = k.act + std::size_t(t0 + t) * k.L.row_bytes;
+    qu[t] = reinterpret_cast<const std::uint8_t*>(row + k.L.qu);
+    dx[t] = reinterpret_cast<const float*>(row + k.L.dx);
+    xs[t] = reinterpret_cast<const float*>(row + k.L.xsum);
+  }
+  __m512 acc[2][NT], macc[2][NT];
+  for (int i = 0; i < 2; ++i)
+    for (int t = 0; t < NT; ++t) acc[i][t] = macc[i][t] = _mm512_setzero_ps();
+  for (int b = 0; b < k.L.nb; ++b) {
+    for (int i = 0; i < 2; ++i) {
+      const packed_block& p = g[i][b];
+      for (int t = 0; t < NT; ++t) {
+        const std::uint8_t* a = qu[t] + 64 * b;
+        __m512i s;
+        if constexpr (q6) {
+          const __m512i lo = bsum_chain(_mm512_load_si512(p.init[0]), p, a, 0, 4);
+          const __m512i hi = bsum_chain(_mm512_load_si512(p.init[1]), p, a, 4, 8);
+          s = _mm512_add_epi32(_mm512_mullo_epi32(lo, _mm512_load_si512(p.sc[0])), _mm512_mullo_epi32(hi, _mm512_load_si512(p.sc[1])));
+        } else {
+          s = bsum_chain(_mm512_load_si512(p.init[0]), p, a, 0, 8);
+        }
+        const __m512 scale = _mm512_mul_ps(_mm512_load_ps(p.ws), _mm512_set1_ps(dx[t][b]));
+        acc[i][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scale, acc[i][t]);
+        if constexpr (q4) macc[i][t] = _mm512_fmadd_ps(_mm512_load_ps(p.dm), _mm512_set1_ps(xs[t][b]), macc[i][t]);
+      }
+    }
+  }
+  for (int t = 0; t < NT; ++t) {
+    float* y = &k.out(t0 + t, r0);
+    const __m512 y0 = q4 ? _mm512_sub_ps(acc[0][t], macc[0][t]) : acc[0][t];
+    const __m512 y1 = q4 ? _mm512_sub_ps(acc[1][t], macc[1][t]) : acc[1][t];
+    _mm512_mask_storeu_ps(y, m0, y0);
+    if (m1) _mm512_mask_storeu_ps(y + 16, m1, y1);
+  }
+}
+
+template <tensor_format F>
+GF_TARGET_AVX512 inline void bsum_unit(const mm_task& k, std::int64_t r0, packed_block* slot) {
+  constexpr int NT = (F == tensor_format::q8_0 || F == tensor_format::q5_0) ? 6 : 4;
+  packed_block* g0 = slot;
+  packed_block* g1 = slot + k.L.nb;
+  pack_group(k, r0, g0);
+  pack_group(k, r0 + 16, g1);
+  auto mask = [&](std::int64_t r) -> __mmask16 {
+    const std::int64_t n = k.rows - r;
+    return n >= 16 ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1);
+  };
+  const __mmask16 m0 = mask(r0), m1 = mask(r0 + 16);
+  int t = 0;
+  for (; t + NT <= k.n_tok; t += NT) bsum_tile<F, NT>(k, g0, g1, r0, t, m0, m1);
+  for (; t < k.n_tok; ++t) bsum_tile<F, 1>(k, g0, g1, r0, t, m0, m1);
+}
+
+using bsum_unit_fn = void (*)(const mm_task&, std::int64_t, packed_block*);
+
+inline bsum_unit_fn pick_bsum_unit(tensor_format f) {
+  switch (f) {
+    case tensor_format::q8_0: return &bsum_unit<tensor_format::q8_0>;
+    case tensor_format::q5_0: return &bsum_unit<tensor_format::q5_0>;
+    case tensor_format::q4_k: return &bsum_unit<tensor_format::q4_k>;
+    case tensor_format::q6_k: return &bsum_unit<tensor_format::q6_k>;
+    default: return nullptr;
+  }
+}
+#endif
+
+}  // namespace detail
+
+#if GF_X86
+// The GEMM over all rows of k (k.act in the biased layout). `scratch`: gemm_pack_scratch_bytes(
+// k.cols, pool.size()) bytes, 64-byte aligned. One part per thread; the parts claim 32-row units
+// from a shared counter (a descheduled thread leaves its units to the others), each part packs
+// into its own slot.
+inline void gemm_block_sums_avx512(thread_pool& pool, const detail::mm_task& k, std::byte* scratch) {
+  const detail::bsum_unit_fn fn = detail::pick_bsum_unit(k.fmt);
+  const std::int64_t units = (k.rows + gemm_unit_rows - 1) / gemm_unit_rows;
+  const std::size_t slot = gemm_pack_slot_bytes(k.cols);
+  std::atomic<std::int64_t> next{0};
+  pool.run_parts(pool.size(), [&](int part, int) {
+    auto* mine = reinterpret_cast<packed_block*>(scratch + std::size_t(part) * slot);
+    for (std::int64_t u; (u = next.fetch_add(1, std::memory_order_relaxed)) < units;) fn(k, u * gemm_unit_rows, mine);
+  });
+}
+#endif
+
+}  // namespace gemmaforge::cpu
