@@ -134,20 +134,33 @@ inline void pack_group(const mm_task& k, std::int64_t r0, packed_block* out) {
 }
 
 #if GF_X86
-// One (group, token) int32 chain over dwords [j0, j1) of a block: high digits, << 7, low digits.
-GF_TARGET_AVX512 GF_FORCEINLINE __m512i bsum_chain(__m512i s, const packed_block& p, const std::uint8_t* qu, int j0, int j1) {
-  for (int j = j0; j < j1; ++j) {
-    std::int32_t a;
-    std::memcpy(&a, qu + 4 * j, 4);
-    s = _mm512_dpbusd_epi32(s, _mm512_set1_epi32(a), _mm512_load_si512(p.w[j]));
+// Dwords [J0, J1) of block b for 2 groups x NT tokens: s[g][t] += high digits, <<= 7, += low
+// digits. The weight dwords are loaded once per j for all NT tokens and each activation
+// broadcast serves both groups: 2 * NT independent chains.
+template <int NT, int J0, int J1>
+GF_TARGET_AVX512 GF_FORCEINLINE void bsum_chains(__m512i (&s)[2][NT], const packed_block& p0, const packed_block& p1,
+                                                 const std::uint8_t* const (&qu)[NT], int b) {
+  for (int digit = 0; digit < 2; ++digit) {
+    if (digit == 1) {
+#pragma GCC unroll 16
+      for (int t = 0; t < NT; ++t) {
+        s[0][t] = _mm512_slli_epi32(s[0][t], 7);
+        s[1][t] = _mm512_slli_epi32(s[1][t], 7);
+      }
+    }
+#pragma GCC unroll 8
+    for (int j = J0; j < J1; ++j) {
+      const __m512i w0 = _mm512_load_si512(p0.w[j]), w1 = _mm512_load_si512(p1.w[j]);
+#pragma GCC unroll 16
+      for (int t = 0; t < NT; ++t) {
+        std::int32_t a;
+        std::memcpy(&a, qu[t] + 64 * b + 32 * digit + 4 * j, 4);
+        const __m512i av = _mm512_set1_epi32(a);
+        s[0][t] = _mm512_dpbusd_epi32(s[0][t], av, w0);
+        s[1][t] = _mm512_dpbusd_epi32(s[1][t], av, w1);
+      }
+    }
   }
-  s = _mm512_slli_epi32(s, 7);
-  for (int j = j0; j < j1; ++j) {
-    std::int32_t a;
-    std::memcpy(&a, qu + 32 + 4 * j, 4);
-    s = _mm512_dpbusd_epi32(s, _mm512_set1_epi32(a), _mm512_load_si512(p.w[j]));
-  }
-  return s;
 }
 
 // 2 groups (32 rows) x NT tokens starting at token t0. F: the weight format.
@@ -155,7 +168,6 @@ template <tensor_format F, int NT>
 GF_TARGET_AVX512 inline void bsum_tile(const mm_task& k, const packed_block* g0, const packed_block* g1, std::int64_t r0, int t0,
                                        __mmask16 m0, __mmask16 m1) {
   constexpr bool q4 = F == tensor_format::q4_k, q6 = F == tensor_format::q6_k;
-  const packed_block* g[2] = {g0, g1};
   const std::uint8_t* qu[NT];
   const float* dx[NT];
   const float* xs[NT];
@@ -166,24 +178,55 @@ GF_TARGET_AVX512 inline void bsum_tile(const mm_task& k, const packed_block* g0,
     xs[t] = reinterpret_cast<const float*>(row + k.L.xsum);
   }
   __m512 acc[2][NT], macc[2][NT];
-  for (int i = 0; i < 2; ++i)
-    for (int t = 0; t < NT; ++t) acc[i][t] = macc[i][t] = _mm512_setzero_ps();
+#pragma GCC unroll 16
+  for (int t = 0; t < NT; ++t) acc[0][t] = acc[1][t] = macc[0][t] = macc[1][t] = _mm512_setzero_ps();
   for (int b = 0; b < k.L.nb; ++b) {
-    for (int i = 0; i < 2; ++i) {
-      const packed_block& p = g[i][b];
+    const packed_block& p0 = g0[b];
+    const packed_block& p1 = g1[b];
+    __m512i s[2][NT];
+    if constexpr (q6) {
+      __m512i lo[2][NT];
+#pragma GCC unroll 16
       for (int t = 0; t < NT; ++t) {
-        const std::uint8_t* a = qu[t] + 64 * b;
-        __m512i s;
-        if constexpr (q6) {
-          const __m512i lo = bsum_chain(_mm512_load_si512(p.init[0]), p, a, 0, 4);
-          const __m512i hi = bsum_chain(_mm512_load_si512(p.init[1]), p, a, 4, 8);
-          s = _mm512_add_epi32(_mm512_mullo_epi32(lo, _mm512_load_si512(p.sc[0])), _mm512_mullo_epi32(hi, _mm512_load_si512(p.sc[1])));
-        } else {
-          s = bsum_chain(_mm512_load_si512(p.init[0]), p, a, 0, 8);
-        }
-        const __m512 scale = _mm512_mul_ps(_mm512_load_ps(p.ws), _mm512_set1_ps(dx[t][b]));
-        acc[i][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scale, acc[i][t]);
-        if constexpr (q4) macc[i][t] = _mm512_fmadd_ps(_mm512_load_ps(p.dm), _mm512_set1_ps(xs[t][b]), macc[i][t]);
+        lo[0][t] = _mm512_load_si512(p0.init[0]);
+        lo[1][t] = _mm512_load_si512(p1.init[0]);
+      }
+      bsum_chains<NT, 0, 4>(lo, p0, p1, qu, b);
+#pragma GCC unroll 16
+      for (int t = 0; t < NT; ++t) {
+        s[0][t] = _mm512_mullo_epi32(lo[0][t], _mm512_load_si512(p0.sc[0]));
+        s[1][t] = _mm512_mullo_epi32(lo[1][t], _mm512_load_si512(p1.sc[0]));
+        lo[0][t] = _mm512_load_si512(p0.init[1]);
+        lo[1][t] = _mm512_load_si512(p1.init[1]);
+      }
+      bsum_chains<NT, 4, 8>(lo, p0, p1, qu, b);
+#pragma GCC unroll 16
+      for (int t = 0; t < NT; ++t) {
+        s[0][t] = _mm512_add_epi32(s[0][t], _mm512_mullo_epi32(lo[0][t], _mm512_load_si512(p0.sc[1])));
+        s[1][t] = _mm512_add_epi32(s[1][t], _mm512_mullo_epi32(lo[1][t], _mm512_load_si512(p1.sc[1])));
+      }
+    } else {
+#pragma GCC unroll 16
+      for (int t = 0; t < NT; ++t) {
+        s[0][t] = _mm512_load_si512(p0.init[0]);
+        s[1][t] = _mm512_load_si512(p1.init[0]);
+      }
+      bsum_chains<NT, 0, 8>(s, p0, p1, qu, b);
+    }
+    const __m512 ws0 = _mm512_load_ps(p0.ws), ws1 = _mm512_load_ps(p1.ws);
+#pragma GCC unroll 16
+    for (int t = 0; t < NT; ++t) {
+      const __m512 d = _mm512_set1_ps(dx[t][b]);
+      acc[0][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[0][t]), _mm512_mul_ps(ws0, d), acc[0][t]);
+      acc[1][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[1][t]), _mm512_mul_ps(ws1, d), acc[1][t]);
+    }
+    if constexpr (q4) {
+      const __m512 dm0 = _mm512_load_ps(p0.dm), dm1 = _mm512_load_ps(p1.dm);
+#pragma GCC unroll 16
+      for (int t = 0; t < NT; ++t) {
+        const __m512 x = _mm512_set1_ps(xs[t][b]);
+        macc[0][t] = _mm512_fmadd_ps(dm0, x, macc[0][t]);
+        macc[1][t] = _mm512_fmadd_ps(dm1, x, macc[1][t]);
       }
     }
   }
