@@ -133,9 +133,10 @@ TEST_CASE("golden: real Gemma 3 270M Q4_K_M matches HF transformers on the same 
   REQUIRE(std::filesystem::exists(path));
   auto bound = gf::load_model<M>(path);
   using prec = gf::cpu::matmul_precision;
-  const auto precision = GENERATE(prec::exact, prec::int16_activations, prec::int8_activations);
+  const auto precision = GENERATE(prec::exact, prec::int16_activations, prec::int8_activations, prec::int16_block_sums);
   const bool exact = precision == prec::exact;
-  // int16 activations (the default) are held to the exact path's standard, with their own bound.
+  // int16 activations (the default) are held to the exact path's standard, with their own bound;
+  // so is int16_block_sums (the same 15-bit activations, another float order).
   const bool strict = precision != prec::int8_activations;
   // Tolerances, relative to each row's logit range (max - min, ~30 here):
   //  exact: 1e-4, HF's own f32-vs-f64 spread on this model is 1.8e-4 absolute (tests/golden/README.md);
@@ -179,7 +180,7 @@ TEST_CASE("golden: real Gemma 3 270M Q4_K_M matches HF transformers on the same 
       CHECK(r.greedy == p.greedy);
     }
   }
-  WARN((exact ? "exact" : strict ? "int16-activation" : "int8-activation") << " matmul: max |ours - HF| over the stored top-16 logits = " << worst_abs
+  WARN(gf::to_string(precision) << " matmul: max |ours - HF| over the stored top-16 logits = " << worst_abs
                                              << " (" << worst_rel << " of the row's range); top-1 agrees at " << top1_agree
                                              << " of " << positions << " positions");
   CHECK(worst_rel <= rel_tol);

@@ -28,33 +28,23 @@
 #include <cstring>
 
 #include <gemmaforge/backend/cpu/act_quant.hpp>
+#include <gemmaforge/backend/cpu/gemm_pack_layout.hpp>
+#include <gemmaforge/backend/cpu/matmul_avx512.hpp>
 #include <gemmaforge/backend/cpu/matmul_task.hpp>
 #include <gemmaforge/backend/cpu/thread_pool.hpp>
 #include <gemmaforge/backend/cpu/x86_intrin.hpp>
 #include <gemmaforge/core/format.hpp>
 #include <gemmaforge/math/quant.hpp>
 
+// Full unrolling of the register-tile loops (GCC and clang; NT, 2 groups: the accumulator arrays
+// become registers).
+#if defined(__GNUC__)
+#define GF_UNROLL_16 _Pragma("GCC unroll 16")
+#else
+#define GF_UNROLL_16
+#endif
+
 namespace gemmaforge::cpu {
-
-struct packed_block {
-  std::int8_t w[8][16][4];
-  std::int32_t init[2][16];
-  std::int32_t sc[2][16];
-  float ws[16];
-  float dm[16];
-};
-static_assert(sizeof(packed_block) == 896);
-
-inline constexpr int gemm_unit_rows = 32;
-
-// Scratch bytes of one packed unit (per part of the work; matmul_options::pack_scratch holds
-// `parts` of them, parts = the pool's thread count).
-constexpr std::size_t gemm_pack_slot_bytes(int cols) {
-  return (std::size_t(gemm_unit_rows / 16) * std::size_t(cols / 32) * sizeof(packed_block) + 63) & ~std::size_t(63);
-}
-constexpr std::size_t gemm_pack_scratch_bytes(int cols, int threads) {
-  return gemm_pack_slot_bytes(cols) * std::size_t(threads > 0 ? threads : 1);
-}
 
 namespace detail {
 
@@ -142,16 +132,16 @@ GF_TARGET_AVX512 GF_FORCEINLINE void bsum_chains(__m512i (&s)[2][NT], const pack
                                                  const std::uint8_t* const (&qu)[NT], int b) {
   for (int digit = 0; digit < 2; ++digit) {
     if (digit == 1) {
-#pragma GCC unroll 16
+GF_UNROLL_16
       for (int t = 0; t < NT; ++t) {
         s[0][t] = _mm512_slli_epi32(s[0][t], 7);
         s[1][t] = _mm512_slli_epi32(s[1][t], 7);
       }
     }
-#pragma GCC unroll 8
+GF_UNROLL_16
     for (int j = J0; j < J1; ++j) {
       const __m512i w0 = _mm512_load_si512(p0.w[j]), w1 = _mm512_load_si512(p1.w[j]);
-#pragma GCC unroll 16
+GF_UNROLL_16
       for (int t = 0; t < NT; ++t) {
         std::int32_t a;
         std::memcpy(&a, qu[t] + 64 * b + 32 * digit + 4 * j, 4);
@@ -178,7 +168,7 @@ GF_TARGET_AVX512 inline void bsum_tile(const mm_task& k, const packed_block* g0,
     xs[t] = reinterpret_cast<const float*>(row + k.L.xsum);
   }
   __m512 acc[2][NT], macc[2][NT];
-#pragma GCC unroll 16
+GF_UNROLL_16
   for (int t = 0; t < NT; ++t) acc[0][t] = acc[1][t] = macc[0][t] = macc[1][t] = _mm512_setzero_ps();
   for (int b = 0; b < k.L.nb; ++b) {
     const packed_block& p0 = g0[b];
@@ -186,13 +176,13 @@ GF_TARGET_AVX512 inline void bsum_tile(const mm_task& k, const packed_block* g0,
     __m512i s[2][NT];
     if constexpr (q6) {
       __m512i lo[2][NT];
-#pragma GCC unroll 16
+GF_UNROLL_16
       for (int t = 0; t < NT; ++t) {
         lo[0][t] = _mm512_load_si512(p0.init[0]);
         lo[1][t] = _mm512_load_si512(p1.init[0]);
       }
       bsum_chains<NT, 0, 4>(lo, p0, p1, qu, b);
-#pragma GCC unroll 16
+GF_UNROLL_16
       for (int t = 0; t < NT; ++t) {
         s[0][t] = _mm512_mullo_epi32(lo[0][t], _mm512_load_si512(p0.sc[0]));
         s[1][t] = _mm512_mullo_epi32(lo[1][t], _mm512_load_si512(p1.sc[0]));
@@ -200,13 +190,13 @@ GF_TARGET_AVX512 inline void bsum_tile(const mm_task& k, const packed_block* g0,
         lo[1][t] = _mm512_load_si512(p1.init[1]);
       }
       bsum_chains<NT, 4, 8>(lo, p0, p1, qu, b);
-#pragma GCC unroll 16
+GF_UNROLL_16
       for (int t = 0; t < NT; ++t) {
         s[0][t] = _mm512_add_epi32(s[0][t], _mm512_mullo_epi32(lo[0][t], _mm512_load_si512(p0.sc[1])));
         s[1][t] = _mm512_add_epi32(s[1][t], _mm512_mullo_epi32(lo[1][t], _mm512_load_si512(p1.sc[1])));
       }
     } else {
-#pragma GCC unroll 16
+GF_UNROLL_16
       for (int t = 0; t < NT; ++t) {
         s[0][t] = _mm512_load_si512(p0.init[0]);
         s[1][t] = _mm512_load_si512(p1.init[0]);
@@ -214,7 +204,7 @@ GF_TARGET_AVX512 inline void bsum_tile(const mm_task& k, const packed_block* g0,
       bsum_chains<NT, 0, 8>(s, p0, p1, qu, b);
     }
     const __m512 ws0 = _mm512_load_ps(p0.ws), ws1 = _mm512_load_ps(p1.ws);
-#pragma GCC unroll 16
+GF_UNROLL_16
     for (int t = 0; t < NT; ++t) {
       const __m512 d = _mm512_set1_ps(dx[t][b]);
       acc[0][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[0][t]), _mm512_mul_ps(ws0, d), acc[0][t]);
@@ -222,7 +212,7 @@ GF_TARGET_AVX512 inline void bsum_tile(const mm_task& k, const packed_block* g0,
     }
     if constexpr (q4) {
       const __m512 dm0 = _mm512_load_ps(p0.dm), dm1 = _mm512_load_ps(p1.dm);
-#pragma GCC unroll 16
+GF_UNROLL_16
       for (int t = 0; t < NT; ++t) {
         const __m512 x = _mm512_set1_ps(xs[t][b]);
         macc[0][t] = _mm512_fmadd_ps(dm0, x, macc[0][t]);
@@ -254,6 +244,106 @@ GF_TARGET_AVX512 inline void bsum_unit(const mm_task& k, std::int64_t r0, packed
   int t = 0;
   for (; t + NT <= k.n_tok; t += NT) bsum_tile<F, NT>(k, g0, g1, r0, t, m0, m1);
   for (; t < k.n_tok; ++t) bsum_tile<F, 1>(k, g0, g1, r0, t, m0, m1);
+}
+
+// ------------------------------------------------------------------------------------ decode
+// T < gemm_min_rows: no packing (each weight is used by few tokens). Per row and 64-weight block
+// pair the weights are decoded to unsigned codes once (the int8 kernels' helpers), and per token
+// one pair of vpdpbusd started from the zero-point correction gives the exact group-of-4 sums in
+// 16 lanes (as dot_act's kernels); the two 8-lane halves are summed to s_b (q6_k: each lane first
+// times its sub-block scale, mod 2^32 like the scalar formula), then the scalar float chain.
+template <tensor_format F>
+GF_TARGET_AVX512 inline void bsum_decode_rows(const mm_task& k, std::int64_t rb, std::int64_t re) {
+  namespace v = avx512;
+  constexpr int shift = F == tensor_format::q8_0 ? 7 : F == tensor_format::q5_0 ? 4 : F == tensor_format::q6_k ? 5 : 0;
+  const int nb = k.L.nb;
+  const __m512i flip = _mm512_set1_epi8(char(0x80));
+  for (std::int64_t r = rb; r < re; ++r) {
+    const std::byte* row = k.wrow(r);
+    for (int t0 = 0; t0 < k.n_tok; t0 += 8) {
+      const int nt = k.n_tok - t0 < 8 ? k.n_tok - t0 : 8;
+      act_row A[8];
+      float acc[8] = {}, macc[8] = {};
+      for (int t = 0; t < nt; ++t) A[t] = act_row_at(k.act, k.L, t0 + t);
+      int p = 0;
+      for (; 2 * p + 1 < nb; ++p) {
+        __m512i w;
+        __m512i scv = _mm512_setzero_si512();
+        float ws0, ws1, dm0 = 0.0f, dm1 = 0.0f;
+        if constexpr (F == tensor_format::q8_0) {
+          const auto* b = reinterpret_cast<const math::block_q8_0*>(row) + 2 * p;
+          w = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[0].qs))),
+                                                  _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[1].qs)), 1),
+                               flip);
+          ws0 = to_float(b[0].d);
+          ws1 = to_float(b[1].d);
+        } else if constexpr (F == tensor_format::q5_0) {
+          const auto* b = reinterpret_cast<const math::block_q5_0*>(row) + 2 * p;
+          w = v::q5_0_codes_pair(b);
+          ws0 = to_float(b[0].d);
+          ws1 = to_float(b[1].d);
+        } else if constexpr (F == tensor_format::q4_k) {
+          const auto* b = reinterpret_cast<const math::block_q4_k*>(row) + p / 4;
+          const int j = p % 4;
+          w = v::q4_k_codes(b, j);
+          int sc0, m0, sc1, m1;
+          math::q4_k_scale_min(b->scales, 2 * j, sc0, m0);
+          math::q4_k_scale_min(b->scales, 2 * j + 1, sc1, m1);
+          const float d = to_float(b->d), dmin = to_float(b->dmin);
+          ws0 = d * float(sc0);
+          ws1 = d * float(sc1);
+          dm0 = dmin * float(m0);
+          dm1 = dmin * float(m1);
+        } else {
+          const auto* b = reinterpret_cast<const math::block_q6_k*>(row) + p / 4;
+          const int q = p % 4;
+          __m512i w0, w1;
+          v::q6_k_codes(b, q / 2, w0, w1);
+          w = q % 2 ? w1 : w0;
+          scv = _mm512_permutexvar_epi32(v::quad_index(q),
+                                         _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b->scales))));
+          ws0 = ws1 = to_float(b->d);
+        }
+        for (int t = 0; t < nt; ++t) {
+          const __m512i x1 = _mm512_loadu_si512(A[t].q + 64 * p), x2 = _mm512_loadu_si512(A[t].q2 + 64 * p);
+          const __m512i corr = shift ? _mm512_slli_epi32(_mm512_loadu_si512(A[t].nsum4 + 16 * p), shift) : _mm512_setzero_si512();
+          __m512i s = _mm512_add_epi32(_mm512_slli_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), w, x1), 7),
+                                       _mm512_dpbusd_epi32(corr, w, x2));
+          if constexpr (F == tensor_format::q6_k) s = _mm512_mullo_epi32(s, scv);
+          const int s0 = hsum8_epi32_avx2(_mm512_castsi512_si256(s)), s1 = hsum8_epi32_avx2(_mm512_extracti64x4_epi64(s, 1));
+          acc[t] = fmaf(float(s0), ws0 * A[t].dx[2 * p], acc[t]);
+          acc[t] = fmaf(float(s1), ws1 * A[t].dx[2 * p + 1], acc[t]);
+          if constexpr (F == tensor_format::q4_k) {
+            macc[t] = fmaf(dm0, A[t].xsum[2 * p], macc[t]);
+            macc[t] = fmaf(dm1, A[t].xsum[2 * p + 1], macc[t]);
+          }
+        }
+      }
+      if constexpr (F == tensor_format::q8_0 || F == tensor_format::q5_0) {
+        if (nb & 1) {  // the last, unpaired block: the scalar formula
+          using blk = std::conditional_t<F == tensor_format::q8_0, math::block_q8_0, math::block_q5_0>;
+          const blk& b = reinterpret_cast<const blk*>(row)[nb - 1];
+          for (int t = 0; t < nt; ++t) {
+            const int s = math::bsum_detail::sum32(b, A[t].q + 32 * (nb - 1), A[t].q2 + 32 * (nb - 1));
+            acc[t] = fmaf(float(s), to_float(b.d) * A[t].dx[nb - 1], acc[t]);
+          }
+        }
+      }
+      for (int t = 0; t < nt; ++t) k.out(t0 + t, r) = F == tensor_format::q4_k ? acc[t] - macc[t] : acc[t];
+    }
+  }
+}
+
+using bsum_rows_fn = void (*)(const mm_task&, std::int64_t, std::int64_t);
+
+inline bsum_rows_fn pick_bsum_decode(tensor_format f) {
+  switch (f) {
+    case tensor_format::q8_0: return &bsum_decode_rows<tensor_format::q8_0>;
+    case tensor_format::q5_0: return &bsum_decode_rows<tensor_format::q5_0>;
+    case tensor_format::q4_k: return &bsum_decode_rows<tensor_format::q4_k>;
+    case tensor_format::q6_k: return &bsum_decode_rows<tensor_format::q6_k>;
+    default: return nullptr;
+  }
 }
 
 using bsum_unit_fn = void (*)(const mm_task&, std::int64_t, packed_block*);

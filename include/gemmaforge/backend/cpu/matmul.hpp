@@ -23,9 +23,9 @@
 //     for the k-quants and Q5_0 on this CPU: 6-8 GB/s of weights per core).
 //   int16_block_sums (opt-in): the same 15-bit activations, but one exact integer sum per
 //     32-value block and one float step per block (math/quant.hpp dot_block_sums), so the GEMM
-//     (T >= gemm_min_rows, AVX-512 VNNI) runs the packed kernel of gemm_block_sums.hpp; other
-//     shapes and ISAs run the scalar reference (same bits). options.pack_scratch is its planned
-//     scratch (gemm_pack_scratch_bytes).
+//     (T >= gemm_min_rows, AVX-512 VNNI) runs the packed kernel of gemm_block_sums.hpp and
+//     fewer rows its decode kernel; AVX2 and scalar run the reference (same bits).
+//     options.pack_scratch is the GEMM's planned scratch (gemm_pack_scratch_bytes).
 // All follow a fixed summation order per element (math/quant.hpp: dot_exact, dot_act) that does
 // not depend on n_rows_x, the row's place in the batch, the thread count, or the ISA: scalar,
 // AVX2 and AVX-512 give the same bits (tested), so results are batch invariant.
@@ -278,9 +278,13 @@ inline void matmul(thread_pool& pool, const weight_view& W, const float* x, int 
     return;
   }
 #endif
-  // int16_block_sums without its GEMM kernel (decode, AVX2, scalar): the reference, same bits.
-  const detail::rows_fn fn = block_sums ? &detail::rows_scalar
-                                        : detail::select_rows_fn(isa, W.format, int8, wide, n_rows_x < 4, k.cols, gemm);
+  // int16_block_sums: fewer rows on AVX-512 run its decode kernel; other ISAs run the reference
+  // (same bits).
+  detail::rows_fn fn = block_sums ? &detail::rows_scalar
+                                  : detail::select_rows_fn(isa, W.format, int8, wide, n_rows_x < 4, k.cols, gemm);
+#if GF_X86
+  if (block_sums && isa == cpu_isa::avx512 && !gemm) fn = detail::pick_bsum_decode(W.format);
+#endif
   if (gemm) {
     // GEMM: the threads claim whole panels (output tiles of panel_rows x all tokens).
     const std::int64_t panel = gemm_panel_rows(k.w_stride, W.rows, pool.size());

@@ -18,7 +18,7 @@
 #include <cstdint>
 
 #include <gemmaforge/backend/cpu/act_quant.hpp>
-#include <gemmaforge/backend/cpu/gemm_block_sums.hpp>
+#include <gemmaforge/backend/cpu/gemm_pack_layout.hpp>
 #include <gemmaforge/core/dtype.hpp>
 #include <gemmaforge/core/units.hpp>
 #include <gemmaforge/kv/kv_codec.hpp>
