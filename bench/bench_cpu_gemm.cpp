@@ -11,6 +11,10 @@
 //                    int8: rows*cols*T / vnni peak; int16: 2*rows*cols*T / vnni peak (two digit
 //                    passes); exact: rows*cols*T FMAs / (fma peak / 2)
 // The old schedule is the same kernels with matmul_options::gemm_min_rows above T.
+//   BM_block_sums/<fmt>/<rows>/<cols>/<T>/<threads>
+//       int16_block_sums' packed GEMM against int16_activations' GEMM, alternating in rounds:
+//       speedup = median t_int16 / t_block_sums; frac_peak = 2*rows*cols*T int8 MACs (two digit
+//       passes) per second / the vnni peak.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -191,8 +195,57 @@ void gemm_args(benchmark::internal::Benchmark* b) {
   b->Args({int(tf::bf16), 2048, 640, 512, 2, 0});
 }
 
+void BM_block_sums(benchmark::State& st) {
+  const auto f = tf(st.range(0));
+  const std::int64_t rows = st.range(1), cols = st.range(2);
+  const int T = int(st.range(3)), threads = int(st.range(4));
+  auto& pool = pool_of(threads);
+  const auto w = gf_test::random_weight(f, rows, cols, 7u);
+  const auto x = gf_test::random_floats(std::size_t(cols) * std::size_t(T), 3u);
+  std::vector<float> y(std::size_t(rows) * std::size_t(T));
+  cpu::matmul_options o_new, o_old;
+  o_old.precision = cpu::matmul_precision::int16_activations;
+  o_new.precision = cpu::matmul_precision::int16_block_sums;
+  auto timed = [&](const cpu::matmul_options& o) {
+    const auto t0 = std::chrono::steady_clock::now();
+    cpu::matmul(pool, w.view, x.data(), T, y.data(), o);
+    benchmark::ClobberMemory();
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  timed(o_new);
+  timed(o_old);
+  std::vector<double> ratio, t_new, t_old;
+  const double flop = 2.0 * double(rows) * double(cols) * T;
+  for (auto _ : st) {
+    const double a = timed(o_old), b = timed(o_new);
+    ratio.push_back(a / b);
+    t_new.push_back(b);
+    t_old.push_back(a);
+    st.SetIterationTime(b);
+  }
+  const double tn = median(t_new);
+  st.counters["speedup"] = median(ratio);
+  st.counters["new_GFLOPs"] = flop / tn / 1e9;
+  st.counters["int16_GFLOPs"] = flop / median(t_old) / 1e9;
+  const double peak = cached_peak(true, threads);
+  if (peak > 0) st.counters["frac_peak"] = flop / tn / peak;  // flop = 2 MACs = the two digit passes
+  st.SetItemsProcessed(std::int64_t(double(st.iterations()) * flop));
+  st.SetLabel(std::string(gf::to_string(f)) + " block sums vs int16 " + std::string(cpu::to_string(cpu::default_cpu_isa())));
+}
+
+void block_sums_args(benchmark::internal::Benchmark* b) {
+  b->Args({int(tf::q5_0), 1024, 640, 512, 2});
+  b->Args({int(tf::q8_0), 256, 640, 512, 2});
+  b->Args({int(tf::q4_k), 640, 1024, 512, 2});
+  b->Args({int(tf::q5_0), 2048, 640, 512, 2});
+  b->Args({int(tf::q4_k), 640, 2048, 512, 2});
+  b->Args({int(tf::q6_k), 640, 2048, 512, 2});
+  b->Args({int(tf::q8_0), 16384, 640, 512, 2});
+}
+
 }  // namespace
 
+BENCHMARK(BM_block_sums)->Apply(block_sums_args)->UseManualTime()->Iterations(7)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_peak_vnni)->Arg(1)->Arg(2)->Iterations(1);
 BENCHMARK(BM_peak_fma)->Arg(1)->Arg(2)->Iterations(1);
 BENCHMARK(BM_gemm)->Apply(gemm_args)->UseManualTime()->Iterations(7)->Unit(benchmark::kMillisecond);

@@ -13,6 +13,7 @@ item, in turn, so a busy shared machine slows all of them alike.
       [--ik-bench /work/peers/ik-build/bin/llama-bench] [--ik-rtr] \
       [--model M.gguf] [--text /usr/share/common-licenses/GPL-3] [--threads 2] [--rounds 3] \
       [--ab-env GEMMAFORGE_GEMM_MIN_ROWS=1000000000]   # also time our binaries with this env (old schedule)
+      [--ab-matmul int16-block-sums]                   # also time our binaries with this --matmul
 
 What each figure is:
   pp512  llama-bench -p 512 -n 0 (avg_ts over -r reps); gemmaforge-generate with a 512-id prompt
@@ -71,17 +72,17 @@ def prompt_ids(n):
     return " ".join(["2"] + [str(1000 + (i * 7919) % 50000) for i in range(1, n)])
 
 
-def gf_pp(a, env):
+def gf_pp(a, env, extra=()):
     _, err, _ = run([f"{a.gf_bin}/gemmaforge-generate", "-m", a.model, "-t", str(a.threads), "--kv", "f16", "-c", "1024",
                      "--prefill-chunk", "512", "--prompt-ids", prompt_ids(512), "-n", "1", "--ignore-eos", "--temp", "0",
-                     "--print-ids"], env)
+                     "--print-ids", *extra], env)
     m = re.search(r"prompt: (\d+) tokens in [0-9.]+ s \(([0-9.]+) tok/s\)", err)
     if not m:
         sys.exit("cannot parse gemmaforge-generate:\n" + err)
     return float(m.group(2))
 
 
-def gf_tg(a, env):
+def gf_tg(a, env, extra=()):
     _, err, _ = run([f"{a.gf_bin}/gemmaforge-generate", "-m", a.model, "-t", str(a.threads), "--kv", "f16", "-c", "1024",
                      "--prompt-ids", prompt_ids(8), "-n", "128", "--ignore-eos", "--temp", "0", "--print-ids"], env)
     m = re.search(r"generation: (\d+) tokens in [0-9.]+ s \(([0-9.]+) tok/s\)", err)
@@ -90,9 +91,9 @@ def gf_tg(a, env):
     return float(m.group(2))
 
 
-def gf_ppl(a, env):
+def gf_ppl(a, env, extra=()):
     out, err, wall = run([f"{a.gf_bin}/gemmaforge-perplexity", "-m", a.model, "-t", str(a.threads), "--kv", "f16",
-                          "-c", "512", "-f", a.text], env)
+                          "-c", "512", "-f", a.text, *extra], env)
     m = re.search(r"(\d+) chunks of (\d+)", err)
     ppl = re.search(r"PPL = ([0-9.]+)", out)
     if not m:
@@ -129,21 +130,23 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--reps", type=int, default=2, help="llama-bench -r")
     ap.add_argument("--ab-env", help="NAME=VALUE: also run our binaries with this environment (a second gemmaforge column)")
+    ap.add_argument("--ab-matmul", help="PRECISION: also run our binaries with --matmul PRECISION (another gemmaforge column)")
     ap.add_argument("--skip", default="", help="comma list of work items to skip: pp,tg,ppl")
     a = ap.parse_args()
     a.model = a.model or default_model()
     skip = set(filter(None, a.skip.split(",")))
 
-    engines = {"gemmaforge": {}}
-    env_ab = None
+    engines = {"gemmaforge": ({}, ())}
     if a.ab_env:
         k, v = a.ab_env.split("=", 1)
-        env_ab = {k: v}
-        engines[f"gemmaforge {a.ab_env}"] = env_ab
+        engines[f"gemmaforge {a.ab_env}"] = ({k: v}, ())
+    if a.ab_matmul:
+        engines[f"gemmaforge --matmul {a.ab_matmul}"] = ({}, ("--matmul", a.ab_matmul))
     jobs = []  # (work, engine, fn)
-    for name, env in engines.items():
-        jobs += [("pp512", name, lambda env=env: gf_pp(a, env)), ("tg128", name, lambda env=env: gf_tg(a, env)),
-                 ("ppl", name, lambda env=env: gf_ppl(a, env)[0])]
+    for name, (env, extra) in engines.items():
+        jobs += [("pp512", name, lambda env=env, extra=extra: gf_pp(a, env, extra)),
+                 ("tg128", name, lambda env=env, extra=extra: gf_tg(a, env, extra)),
+                 ("ppl", name, lambda env=env, extra=extra: gf_ppl(a, env, extra)[0])]
     if a.llama_bench:
         jobs += [("pp512", "llama.cpp", lambda: llama_bench(a.llama_bench, a, 512, 0)),
                  ("tg128", "llama.cpp", lambda: llama_bench(a.llama_bench, a, 0, 128))]

@@ -274,3 +274,10 @@ TEST_CASE("cuda executor: arena errors name the numbers", "[cuda][arena]") {
     }
   }
 }
+
+TEST_CASE("cuda executor: refuses the CPU-only int16_block_sums precision, naming it", "[cuda][engine]") {
+  gemmaforge::cuda::cuda_executor_config x;
+  x.quant_precision = gemmaforge::matmul_precision::int16_block_sums;
+  // Checked before any device work: a clear error, not another rounding under its name.
+  CHECK_THROWS_WITH(gemmaforge::cuda::cuda_executor(x), Catch::Contains("int16 block sums"));
+}

@@ -52,7 +52,8 @@ void check_kv_and_cpu_scratch(const gf::arena_layout& L, const gf::serving_confi
   // The kernels' own scratch formulas fit in the regions the executor carves.
   const int T = int(L.step_tokens);
   const int widest = int(gf::round_up(std::uint64_t(std::max({Model::hidden, Model::q_dim, Model::ffn})), 32));
-  for (auto p : {gf::cpu::matmul_precision::int8_activations, gf::cpu::matmul_precision::int16_activations})
+  for (auto p : {gf::cpu::matmul_precision::int8_activations, gf::cpu::matmul_precision::int16_activations,
+                 gf::cpu::matmul_precision::int16_block_sums})
     CHECK(gf::cpu::matmul_scratch_bytes(widest, T, p) <= L.bytes("cpu_act_quant"));
   CHECK(gf::cpu::attention_scratch_bytes<typename Model::attention, Kv>(T, int(c.max_seq_len)) == L.bytes("cpu_attention"));
   CHECK(L.bytes("cpu_rope") == 2 * (Model::head_dim / 2) * (1 + 2 * std::uint64_t(T)) * 4);

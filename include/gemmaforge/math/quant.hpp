@@ -301,6 +301,96 @@ GF_HOST_DEVICE float dot_act(const block_q6_k* w, const std::int8_t* q1, const s
   return tree_sum16(lane);
 }
 
+// ----------------------------------------------------------- block-integer order (int16_block_sums)
+// The order of matmul_precision::int16_block_sums: one exact integer per 32-value activation
+// block, one float step per block, so a GEMM needs only integer dot products inside a block and a
+// single convert + multiply + FMA per block (not one per group of 4 as dot_act above).
+// With 15-bit activations xq(i) = 128 * q1[i] + q2[i] and the signed weight integers wint:
+//   q8_0, q5_0: s_b = sum_{i<32} wint(i) * xq(32b + i)                           ws_b = d_b
+//   q6_k      : s_b = sc_lo * sum_{i<16} (q_i - 32) xq(..) + sc_hi * sum_{16<=i<32} (q_i - 32) xq(..)
+//               (sc_lo, sc_hi the int8 scales of the block's two 16-weight sub-blocks)   ws_b = d
+//   q4_k      : s_b = sum_{i<32} q_i * xq(32b + i)   (q_i in 0..15)               ws_b = d * sc_k
+// (|s_b| < 2^31 for all: q6_k's bound is 2 * 128 * 32 * 16 * 16256 < 2^31.) Then, b = 0..nb-1:
+//   acc  = fmaf(float(s_b), ws_b * dx_b, acc)                                     acc starts at 0
+// q4_k also keeps its min term exact per block in a second chain (xsum_b = dx_b * float(sum_i xq),
+// the act layout's xsum):
+//   macc = fmaf(dmin * float(m_k), xsum_b, macc)                                  result acc - macc
+// float(s_b) rounds to nearest even (what cvtdq2ps does) when |s_b| >= 2^24.
+namespace bsum_detail {
+GF_HOST_DEVICE int sum32(const block_q8_0& w, const std::int8_t* q1, const std::int8_t* q2) {
+  int s = 0;
+  for (int i = 0; i < 32; ++i) s += int(w.qs[i]) * act_detail::xq_at(q1, q2, i);
+  return s;
+}
+GF_HOST_DEVICE int sum32(const block_q5_0& w, const std::int8_t* q1, const std::int8_t* q2) {
+  int s = 0;
+  for (int i = 0; i < 32; ++i) s += (q5_0_quant(w, i) - 16) * act_detail::xq_at(q1, q2, i);
+  return s;
+}
+template <class Block>
+GF_HOST_DEVICE float dot_b32(const Block* w, const std::int8_t* q1, const std::int8_t* q2, const float* dx, int nb) {
+  float acc = 0.0f;
+  for (int b = 0; b < nb; ++b) {
+    const int s = sum32(w[b], q1 + 32 * b, q2 ? q2 + 32 * b : nullptr);
+    acc = fmaf(float(s), to_float(w[b].d) * dx[b], acc);
+  }
+  return acc;
+}
+}  // namespace bsum_detail
+
+GF_HOST_DEVICE float dot_block_sums(const block_q8_0* w, const std::int8_t* q1, const std::int8_t* q2, const float* dx, int nb) {
+  return bsum_detail::dot_b32(w, q1, q2, dx, nb);
+}
+GF_HOST_DEVICE float dot_block_sums(const block_q5_0* w, const std::int8_t* q1, const std::int8_t* q2, const float* dx, int nb) {
+  return bsum_detail::dot_b32(w, q1, q2, dx, nb);
+}
+
+// nb = activation blocks (a multiple of 8: one k-quant block per 8).
+GF_HOST_DEVICE float dot_block_sums(const block_q4_k* w, const std::int8_t* q1, const std::int8_t* q2, const float* dx, int nb) {
+  float acc = 0.0f, macc = 0.0f;
+  for (int b = 0; b < nb; ++b) {
+    const block_q4_k& blk = w[b / 8];
+    const int k = b % 8;
+    int sc, m;
+    q4_k_scale_min(blk.scales, k, sc, m);
+    int s = 0, xs = 0;
+    for (int i = 0; i < 32; ++i) {
+      const int xi = act_detail::xq_at(q1, q2, 32 * b + i);
+      s += q4_k_quant(blk, 32 * k + i) * xi;
+      xs += xi;
+    }
+    acc = fmaf(float(s), (to_float(blk.d) * float(sc)) * dx[b], acc);
+    macc = fmaf(to_float(blk.dmin) * float(m), dx[b] * float(xs), macc);
+  }
+  return acc - macc;
+}
+
+GF_HOST_DEVICE float dot_block_sums(const block_q6_k* w, const std::int8_t* q1, const std::int8_t* q2, const float* dx, int nb) {
+  float acc = 0.0f;
+  for (int b = 0; b < nb; ++b) {
+    const block_q6_k& blk = w[b / 8];
+    const int k = b % 8;
+    int half[2] = {0, 0};
+    for (int i = 0; i < 32; ++i)
+      half[i / 16] += (q6_k_quant(blk, 32 * k + i) - 32) * act_detail::xq_at(q1, q2, 32 * b + i);
+    // Unsigned arithmetic: the sum fits int32 (bound above), the products are exact mod 2^32.
+    const int s = int(std::uint32_t(int(blk.scales[2 * k])) * std::uint32_t(half[0]) +
+                      std::uint32_t(int(blk.scales[2 * k + 1])) * std::uint32_t(half[1]));
+    acc = fmaf(float(s), to_float(blk.d) * dx[b], acc);
+  }
+  return acc;
+}
+
+GF_HOST_DEVICE float dot_block_sums(tensor_format f, const std::byte* row, const std::int8_t* q1, const std::int8_t* q2, const float* dx, int nb) {
+  switch (f) {
+    case tensor_format::q8_0: return dot_block_sums(reinterpret_cast<const block_q8_0*>(row), q1, q2, dx, nb);
+    case tensor_format::q5_0: return dot_block_sums(reinterpret_cast<const block_q5_0*>(row), q1, q2, dx, nb);
+    case tensor_format::q4_k: return dot_block_sums(reinterpret_cast<const block_q4_k*>(row), q1, q2, dx, nb);
+    case tensor_format::q6_k: return dot_block_sums(reinterpret_cast<const block_q6_k*>(row), q1, q2, dx, nb);
+    default: return 0.0f;
+  }
+}
+
 // Dispatch on the format (quantized formats only). q2 = nullptr: 8-bit activations.
 GF_HOST_DEVICE float dot_act(tensor_format f, const std::byte* row, const std::int8_t* q1, const std::int8_t* q2, const float* dx, int nb) {
   switch (f) {

@@ -40,6 +40,7 @@ struct layout_inputs {
   std::uint64_t global_blocks = 0;        // 0 = needed_blocks(config) unless config.kv_blocks says
   std::uint64_t device_weight_bytes = 0;  // CUDA: bytes the weights take in the arena
   cuda::scratch_options cuda{};
+  int cpu_threads = 0;  // CPU: > 0 plans cpu_gemm_pack for this many threads (int16_block_sums GEMM)
 };
 
 // The global blocks a config allocates when nobody fills the budget: kv_blocks, else max_batch
@@ -82,10 +83,11 @@ constexpr arena_layout make_arena_layout(const layout_inputs& in) {
   L.add("sampler", V * 8, host);
 
   if (!gpu) {
-    const cpu::scratch_sizes s = cpu::scratch_for<Model>(c);
+    const cpu::scratch_sizes s = cpu::scratch_for<Model>(c, in.cpu_threads);
     L.add("cpu_act_quant", s.act_quant);
     L.add("cpu_attention", s.attention);
     L.add("cpu_rope", s.rope);
+    if (s.gemm_pack > 0) L.add("cpu_gemm_pack", s.gemm_pack);
   } else {
     const std::uint64_t seqs = B + 1;
     const std::uint64_t widest = std::uint64_t(std::max({Model::hidden, Model::q_dim, Model::ffn}));

@@ -21,6 +21,11 @@
 //     path), at 1.2-1.4x the int8 path's compute (Zen 4, L2-resident weights).
 //   exact: weights are dequantized to f32 and multiplied with the f32 activations (compute bound
 //     for the k-quants and Q5_0 on this CPU: 6-8 GB/s of weights per core).
+//   int16_block_sums (opt-in): the same 15-bit activations, but one exact integer sum per
+//     32-value block and one float step per block (math/quant.hpp dot_block_sums), so the GEMM
+//     (T >= gemm_min_rows, AVX-512 VNNI) runs the packed kernel of gemm_block_sums.hpp and
+//     fewer rows its decode kernel; AVX2 and scalar run the reference (same bits).
+//     options.pack_scratch is the GEMM's planned scratch (gemm_pack_scratch_bytes).
 // All follow a fixed summation order per element (math/quant.hpp: dot_exact, dot_act) that does
 // not depend on n_rows_x, the row's place in the batch, the thread count, or the ISA: scalar,
 // AVX2 and AVX-512 give the same bits (tested), so results are batch invariant.
@@ -39,6 +44,7 @@
 
 #include <gemmaforge/backend/cpu/act_quant.hpp>
 #include <gemmaforge/backend/cpu/cpu_features.hpp>
+#include <gemmaforge/backend/cpu/gemm_block_sums.hpp>
 #include <gemmaforge/backend/cpu/matmul_avx2.hpp>
 #include <gemmaforge/backend/cpu/matmul_avx512.hpp>
 #include <gemmaforge/backend/cpu/matmul_task.hpp>
@@ -73,6 +79,9 @@ struct matmul_options {
   std::byte* scratch = nullptr;
   // integer paths: x already quantized by quantize_activations() with the same precision.
   const std::byte* act_q = nullptr;
+  // int16_block_sums GEMM: >= gemm_pack_scratch_bytes(cols, pool.size()) bytes, 64-byte aligned
+  // (one packed 32-row weight unit per thread); nullptr = an internal per-calling-thread buffer.
+  std::byte* pack_scratch = nullptr;
   // Batches of at least this many rows run the GEMM walk order (matmul_task.hpp: weight panels
   // that stay in L2, token tiles outer); fewer run the decode order. Same bits either way.
   int gemm_min_rows = default_gemm_min_rows();
@@ -87,8 +96,12 @@ constexpr std::int64_t gemm_panel_rows(std::uint64_t w_row_bytes, std::int64_t r
 }
 
 // Bytes of quantized activations for n rows of `cols` values (the integer paths' scratch).
+constexpr act_layout act_layout_for(int cols, matmul_precision p) {
+  return make_act_layout(cols, p == matmul_precision::int16_activations || p == matmul_precision::int16_block_sums,
+                         p == matmul_precision::int16_block_sums);
+}
 constexpr std::size_t matmul_scratch_bytes(int cols, int n_rows_x, matmul_precision p = matmul_precision::int16_activations) {
-  return make_act_layout(cols, p == matmul_precision::int16_activations).row_bytes * std::size_t(n_rows_x);
+  return act_layout_for(cols, p).row_bytes * std::size_t(n_rows_x);
 }
 
 // Does this (format, precision) run an integer path (int8 or int16 quantized activations)?
@@ -105,7 +118,8 @@ inline void rows_scalar(const mm_task& k, std::int64_t rb, std::int64_t re) {
     for (int t = 0; t < k.n_tok; ++t) {
       if (k.act) {
         const act_row a = act_row_at(k.act, k.L, t);
-        k.out(t, r) = math::dot_act(k.fmt, k.wrow(r), a.q, a.q2, a.dx, k.L.nb);
+        k.out(t, r) = k.block_sums ? math::dot_block_sums(k.fmt, k.wrow(r), a.q, a.q2, a.dx, k.L.nb)
+                                   : math::dot_act(k.fmt, k.wrow(r), a.q, a.q2, a.dx, k.L.nb);
       } else {
         k.out(t, r) = math::dot_exact(k.fmt, k.wrow(r), k.x + std::int64_t(t) * k.cols, k.cols);
       }
@@ -187,7 +201,9 @@ inline rows_fn select_rows_fn(cpu_isa isa, tensor_format f, bool int8, bool wide
   return &rows_scalar;
 }
 
-// A per-calling-thread buffer used when the caller passes no scratch (grows, never shrinks).
+// A per-calling-thread buffer used when the caller passes no scratch (grows, never shrinks); Slot
+// tells the quantized activations (0) from the packed weights (1).
+template <int Slot = 0>
 inline std::byte* fallback_scratch(std::size_t bytes) {
   struct buffer {
     std::byte* p = nullptr;
@@ -216,7 +232,7 @@ inline std::byte* fallback_scratch(std::size_t bytes) {
 inline void quantize_activations(thread_pool& pool, const float* x, int n_rows, int cols, std::byte* dst,
                                  matmul_precision p = matmul_precision::int16_activations, cpu_isa isa = default_cpu_isa()) {
   isa = clamp_cpu_isa(isa);
-  const act_layout L = make_act_layout(cols, p == matmul_precision::int16_activations);
+  const act_layout L = act_layout_for(cols, p);
   auto quant = [&](std::int64_t b, std::int64_t e) {
     for (std::int64_t t = b; t < e; ++t) quantize_act_row(isa, x + t * cols, L, dst + std::size_t(t) * L.row_bytes);
   };
@@ -231,7 +247,8 @@ inline void matmul(thread_pool& pool, const weight_view& W, const float* x, int 
     throw error(errc::invalid_argument, "matmul: columns are not a multiple of the format's block size");
   const cpu_isa isa = clamp_cpu_isa(opt.isa);
   const bool int8 = matmul_uses_quantized_activations(W.format, opt.precision);
-  const bool wide = opt.precision == matmul_precision::int16_activations;
+  const bool block_sums = int8 && opt.precision == matmul_precision::int16_block_sums;
+  const bool wide = opt.precision == matmul_precision::int16_activations || block_sums;
   detail::mm_task k;
   k.fmt = W.format;
   k.w = W.data;
@@ -242,7 +259,8 @@ inline void matmul(thread_pool& pool, const weight_view& W, const float* x, int 
   k.y = y;
   k.x = x;
   if (int8) {
-    k.L = make_act_layout(k.cols, wide);
+    k.L = act_layout_for(k.cols, opt.precision);
+    k.block_sums = block_sums;
     if (opt.act_q) {
       k.act = opt.act_q;
     } else {
@@ -252,7 +270,21 @@ inline void matmul(thread_pool& pool, const weight_view& W, const float* x, int 
     }
   }
   const bool gemm = n_rows_x >= opt.gemm_min_rows;
-  const detail::rows_fn fn = detail::select_rows_fn(isa, W.format, int8, wide, n_rows_x < 4, k.cols, gemm);
+#if GF_X86
+  if (block_sums && gemm && isa == cpu_isa::avx512) {
+    std::byte* pack = opt.pack_scratch ? opt.pack_scratch
+                                       : detail::fallback_scratch<1>(gemm_pack_scratch_bytes(k.cols, pool.size()));
+    gemm_block_sums_avx512(pool, k, pack);
+    return;
+  }
+#endif
+  // int16_block_sums: fewer rows on AVX-512 run its decode kernel; other ISAs run the reference
+  // (same bits).
+  detail::rows_fn fn = block_sums ? &detail::rows_scalar
+                                  : detail::select_rows_fn(isa, W.format, int8, wide, n_rows_x < 4, k.cols, gemm);
+#if GF_X86
+  if (block_sums && isa == cpu_isa::avx512 && !gemm) fn = detail::pick_bsum_decode(W.format);
+#endif
   if (gemm) {
     // GEMM: the threads claim whole panels (output tiles of panel_rows x all tokens).
     const std::int64_t panel = gemm_panel_rows(k.w_stride, W.rows, pool.size());

@@ -3,8 +3,12 @@
 // cpu_executor::carve takes them by these names). Sizes for a step of T = step_tokens(cfg) rows
 // and sequences of max_seq_len positions:
 //   cpu_act_quant  [T] quantized activation rows of the widest input (hidden, q_dim, ffn), in
-//                  the 15-bit layout, the larger of the two integer layouts, so --matmul can be
-//                  int8, int16 or exact without replanning (backend/cpu/act_quant.hpp)
+//                  the 15-bit biased layout (int16_block_sums'), the largest of the integer
+//                  layouts, so --matmul can be any precision without replanning
+//                  (backend/cpu/act_quant.hpp)
+//   cpu_gemm_pack  int16_block_sums' packed weight units, one per thread, for the widest input
+//                  (backend/cpu/gemm_block_sums.hpp); planned only when the layout is told the
+//                  thread count (layout_inputs::cpu_threads > 0)
 //   cpu_attention  the chunk's keys/values in the cache's element type plus split-K partial
 //                  states (detail::attn_layout below)
 //   cpu_rope       two cos/sin tables of [T][head_dim / 2] and their inverse frequencies (one per
@@ -14,6 +18,7 @@
 #include <cstdint>
 
 #include <gemmaforge/backend/cpu/act_quant.hpp>
+#include <gemmaforge/backend/cpu/gemm_pack_layout.hpp>
 #include <gemmaforge/core/dtype.hpp>
 #include <gemmaforge/core/units.hpp>
 #include <gemmaforge/kv/kv_codec.hpp>
@@ -57,16 +62,17 @@ struct attn_layout {
 }  // namespace detail
 
 struct scratch_sizes {
-  std::uint64_t act_quant = 0, attention = 0, rope = 0;
+  std::uint64_t act_quant = 0, attention = 0, rope = 0, gemm_pack = 0;
 };
 
 template <class Model, class KvElem>
-constexpr scratch_sizes scratch_for(const serving_config& c) {
+constexpr scratch_sizes scratch_for(const serving_config& c, int threads = 0) {
   const std::uint64_t T = step_tokens(c);
   const int widest = std::max({Model::hidden, Model::q_dim, Model::ffn});
   const std::uint64_t half = std::uint64_t(Model::head_dim / 2);
   scratch_sizes s;
-  s.act_quant = make_act_layout(int(round_up(std::uint64_t(widest), 32)), true).row_bytes * T;
+  s.act_quant = make_act_layout(int(round_up(std::uint64_t(widest), 32)), true, true).row_bytes * T;
+  s.gemm_pack = threads > 0 ? gemm_pack_scratch_bytes(int(round_up(std::uint64_t(widest), 32)), threads) : 0;
   s.attention = detail::attn_layout<typename Model::attention, KvElem>(int(T), int(c.max_seq_len)).bytes;
   s.rope = std::uint64_t(rope_configurations) * (half + 2 * half * T) * sizeof(float);
   return s;
@@ -74,13 +80,13 @@ constexpr scratch_sizes scratch_for(const serving_config& c) {
 
 // The same for the KV type the config names.
 template <class Model>
-constexpr scratch_sizes scratch_for(const serving_config& c) {
+constexpr scratch_sizes scratch_for(const serving_config& c, int threads = 0) {
   switch (c.kv) {
-    case dtype::f32: return scratch_for<Model, float>(c);
-    case dtype::f16: return scratch_for<Model, f16>(c);
-    case dtype::bf16: return scratch_for<Model, bf16>(c);
-    case dtype::fp8_e4m3: return scratch_for<Model, fp8_e4m3>(c);
-    case dtype::int8: return scratch_for<Model, std::int8_t>(c);
+    case dtype::f32: return scratch_for<Model, float>(c, threads);
+    case dtype::f16: return scratch_for<Model, f16>(c, threads);
+    case dtype::bf16: return scratch_for<Model, bf16>(c, threads);
+    case dtype::fp8_e4m3: return scratch_for<Model, fp8_e4m3>(c, threads);
+    case dtype::int8: return scratch_for<Model, std::int8_t>(c, threads);
   }
   return {};
 }

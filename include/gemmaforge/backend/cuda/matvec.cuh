@@ -40,7 +40,8 @@
 
 namespace gemmaforge::cuda {
 
-// core/matmul_precision.hpp: this backend runs all three (int16 = two int8 digit planes).
+// core/matmul_precision.hpp: this backend runs int8, int16 (two int8 digit planes) and exact;
+// the executor refuses int16_block_sums (CPU-only for now).
 using gemmaforge::matmul_precision;
 
 // int8 planes a quantized activation row takes (scratch.hpp's act_quant_bytes): 0 for exact.
