@@ -135,6 +135,7 @@ struct decode_rig {
 };
 
 template <class Model>
+// cppcheck-suppress unusedFunction ; registered through BENCHMARK(BM_decode<...>)
 void BM_decode(benchmark::State& st) {
   const int B = int(st.range(0)), ctx = int(st.range(1));
   const bool graphs = st.range(2) != 0;

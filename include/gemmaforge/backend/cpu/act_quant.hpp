@@ -240,6 +240,7 @@ inline void fill_biased_digits(const act_layout& L, std::byte* row) {
 }  // namespace detail
 
 // Quantize one activation row into `row` (L.row_bytes bytes).
+// cppcheck-suppress unusedFunction ; cpu::matmul and cpu_matmul_test call it (a use cppcheck 2.10 misses)
 inline void quantize_act_row(cpu_isa isa, const float* x, const act_layout& L, std::byte* row) {
 #if GF_X86
   if (isa == cpu_isa::avx512) detail::quantize_act_row_avx512(x, L, row);
