@@ -221,7 +221,7 @@ class cpu_executor {
     for (int s = 0; s < batch.n_seqs; ++s) {
       const step_sequence& sq = batch.seqs[s];
       const std::size_t row = std::size_t(sq.first_row);
-      cpu::kv_append<KvElem>(pool.view(sq.slot, layer), k + row * Model::kv_dim, v + row * Model::kv_dim, sq.start,
+      cpu::kv_append<KvElem, Model::kv_heads, Model::head_dim>(pool.view(sq.slot, layer), k + row * Model::kv_dim, v + row * Model::kv_dim, sq.start,
                              sq.n_tokens);
     }
   }

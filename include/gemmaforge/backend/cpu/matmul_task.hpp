@@ -98,6 +98,7 @@ inline void walk_tokens_outer(const mm_task& k, std::int64_t rb, std::int64_t re
 }
 
 template <class Kernel, int NR, int NT>
+// cppcheck-suppress unusedFunction ; called with explicit template arguments, which cppcheck does not match
 inline void walk_tiles(const mm_task& k, std::int64_t rb, std::int64_t re) {
   if (k.panel_rows <= 0) return walk_rows_outer<Kernel, NR, NT>(k, rb, re);
   for (std::int64_t p = rb; p < re; p += k.panel_rows) walk_tokens_outer<Kernel, NR, NT>(k, p, p + k.panel_rows < re ? p + k.panel_rows : re);

@@ -75,7 +75,7 @@ struct cuda_executor_config {
   // The one cudaMalloc. 0: what the device reports free, less 512 MiB, x 0.9. The programs set the
   // planned layout's arena_bytes (make_arena_layout with this executor's describe_layout).
   std::uint64_t arena_bytes = 0;
-  // Refuse an arena above this (emulate a smaller device): emulate_plan<Plan>() sets it.
+  // Refuse an arena above this (emulate a smaller device, e.g. a plan's Plan::arena_bytes).
   std::uint64_t arena_cap_bytes = 0;
   // Numerics and schedules.
   // Quantized weights: 15-bit activations (the CPU backend's default, same bits), int8, or exact.
@@ -88,14 +88,6 @@ struct cuda_executor_config {
   std::int32_t attn_split_tokens = 0;
   bool decode_graphs = true;
 
-  // Emulate the plan's device (e.g. memory_plan<Model, devices::rtx4090, cfg>) on a bigger GPU:
-  // the arena is at most what that deployment would allocate.
-  template <class Plan>
-  cuda_executor_config& emulate_plan() {
-    arena_cap_bytes = Plan::arena_bytes;
-    if (arena_bytes == 0 || arena_bytes > arena_cap_bytes) arena_bytes = arena_cap_bytes;
-    return *this;
-  }
 
 };
 
@@ -103,6 +95,7 @@ namespace detail {
 
 // The pool's ring snapshots (prefix cache) are device-to-device copies. kv_copy is a plain function
 // pointer without a stream, so it synchronizes: it runs between steps (admission, registration).
+// cppcheck-suppress unusedFunction ; taken as a function pointer (kv_copy), which cppcheck does not count as a use
 inline void device_copy(void* dst, const void* src, std::size_t bytes) {
   decode_graphs::abandon_open_capture();  // a step that threw mid-capture (C12)
   GF_CHECK_CUDA(cudaDeviceSynchronize());  // the executor's stream is non-blocking: order explicitly
