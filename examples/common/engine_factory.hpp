@@ -13,7 +13,8 @@
 #include <gemmaforge/plan/devices.hpp>
 #include <gemmaforge/plan/startup_check.hpp>
 #include <gemmaforge/runtime/planned_engine.hpp>
-#include <gemmaforge/runtime/engine.hpp>
+#include <gemmaforge/runtime/runner.hpp>
+#include <gemmaforge/runtime/scheduler.hpp>
 #include <gemmaforge/runtime/text_stream.hpp>
 #include <gemmaforge/tokenizer/token_text.hpp>
 
@@ -42,47 +43,31 @@ weight_scheme file_weight_scheme(const model_file& f);
 // The GPU as CUDA reports it (engines_cuda.cu): total memory, the plan's reserve for the context.
 device_info cuda_device_info(int device);
 
-template <class Model, class Executor, class KvElem>
-class concrete_engine final : public program_engine {
- public:
-  concrete_engine(bound_model<Model>&& bound, std::shared_ptr<const tokenizer> tok, const engine_config& cfg,
-                  Executor exec, std::chrono::steady_clock::time_point t0,
-                  const std::string& plan_line)
-      : bound_(std::move(bound)),
-        engine_(bound_.weights(), cfg, std::move(exec), tok ? std::make_shared<tokenizer_text>(tok) : nullptr) {
-    tok_ = std::move(tok);
-    info_.name = std::string(Model::name);
-    info_.path = bound_.file().path();
-    info_.arch = Model::arch;
-    info_.chat = Model::chat;
-    info_.vocab = Model::vocab;
-    info_.hidden = Model::hidden;
-    info_.layers = Model::n_layers;
-    info_.max_positions = Model::max_positions;
-    info_.weight_bytes = bound_.summary().total_bytes;
-    info_.weights = bound_.summary().to_string();
-    info_.arena_bytes = engine_.arena_bytes();
-    info_.plan = plan_line;
-    info_.kv = std::string(to_string(dtype_of<KvElem>::value));
-    info_.isa = engine_.executor().description();
-    load_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  }
-  ~concrete_engine() override { engine_.shutdown(); }
+// The engine behind program_engine, whatever the model: the scheduler (compiled once) over a
+// runner, and the bound weights the runner reads (`weights_owner`: any owner, kept until the
+// scheduler is gone). Defined in program_engine.cpp; `info` comes filled but for arena_bytes.
+std::unique_ptr<program_engine> make_program_engine(std::shared_ptr<const void> weights_owner,
+                                                    std::unique_ptr<model_runner> runner,
+                                                    std::shared_ptr<const tokenizer> tok, const engine_config& cfg,
+                                                    std::vector<std::int32_t> stop_ids, model_info info,
+                                                    std::chrono::steady_clock::time_point t0);
 
-  request_handle submit(generation_request r) override { return engine_.submit(std::move(r)); }
-  std::vector<request_handle> submit_group(std::vector<generation_request> rs) override { return engine_.submit_group(std::move(rs)); }
-  request_handle generate(generation_request r) override { return engine_.generate(std::move(r)); }
-  void step() override { engine_.step(); }
-  void run_until_idle() override { engine_.run_until_idle(); }
-  bool idle() const override { return engine_.idle(); }
-  engine_stats stats() const override { return engine_.stats(); }
-  const engine_config& config() const override { return engine_.config(); }
-  void shutdown() override { engine_.shutdown(); }
-
- private:
-  bound_model<Model> bound_;
-  basic_engine<Model, Executor, KvElem> engine_;
-};
+// What program_engine says about a bound model.
+template <class Model>
+model_info describe_model(const bound_model<Model>& bound) {
+  model_info info;
+  info.name = std::string(Model::name);
+  info.path = bound.file().path();
+  info.arch = Model::arch;
+  info.chat = Model::chat;
+  info.vocab = Model::vocab;
+  info.hidden = Model::hidden;
+  info.layers = Model::n_layers;
+  info.max_positions = Model::max_positions;
+  info.weight_bytes = bound.summary().total_bytes;
+  info.weights = bound.summary().to_string();
+  return info;
+}
 
 // What this build of the programs instantiates: the descriptors of GEMMAFORGE_PROGRAM_MODELS and
 // the CPU KV types of GEMMAFORGE_PROGRAM_KV (CMake cache lists; empty = all). Every engine is one
@@ -142,8 +127,14 @@ std::unique_ptr<program_engine> make_engine_from(std::shared_ptr<const model_fil
           if (matched || dtype_of<Kv>::value != o.limits.kv) return;
           matched = true;
           auto exec = MakeExecutor<M>::template make<Kv>(o, cfg, bound.weights());
-          out = std::make_unique<concrete_engine<M, decltype(exec), Kv>>(std::move(bound), tok, cfg, std::move(exec), t0,
-                                                                          line);
+          auto owner = std::make_shared<const bound_model<M>>(std::move(bound));
+          model_info info = describe_model(*owner);
+          info.plan = line;
+          info.kv = std::string(to_string(dtype_of<Kv>::value));
+          // The runner is the only code instantiated per (model, executor, KV type).
+          auto run = std::make_unique<runner<M, decltype(exec), Kv>>(owner->weights(), cfg.limits, cfg.forward, std::move(exec));
+          info.isa = run->executor().description();
+          out = make_program_engine(std::move(owner), std::move(run), tok, cfg, std::move(stops), std::move(info), t0);
         }
       };
       for_each_type(KvTypes{}, start);
@@ -173,8 +164,17 @@ std::unique_ptr<program_engine> make_gemma2_engine(std::shared_ptr<const model_f
                                                    std::shared_ptr<const tokenizer>, const engine_options&, const startup&);
 std::unique_ptr<program_engine> make_gemma3_engine(std::shared_ptr<const model_file>, std::string_view,
                                                    std::shared_ptr<const tokenizer>, const engine_options&, const startup&);
-std::unique_ptr<program_engine> make_tiny_engine(std::shared_ptr<const model_file>, std::string_view,
-                                                 std::shared_ptr<const tokenizer>, const engine_options&, const startup&);
+
+// The test models (model/tiny.hpp) are not in the programs: test binaries link
+// engines_test_models.cpp, which fills this in at start-up with the identification over the real
+// and the test descriptors and the test descriptors' CPU factory (the programs' tests run them on
+// the golden fixtures).
+struct test_models_hook {
+  std::string_view (*identify)(const model_file&) = nullptr;
+  factory_fn make = nullptr;       // CPU
+  factory_fn make_cuda = nullptr;  // CUDA (engines_cuda_test_models.cu, in CUDA builds)
+};
+test_models_hook& test_models();
 // The CUDA programs (engines_cuda_*.cu, built when CUDA is): same contract.
 std::unique_ptr<program_engine> make_cuda_engine(std::shared_ptr<const model_file>, std::string_view,
                                                  std::shared_ptr<const tokenizer>, const engine_options&, const startup&);

@@ -86,6 +86,55 @@ weight_scheme file_weight_scheme(const model_file& f) {
   return weight_scheme::bf16;
 }
 
+test_models_hook& test_models() {
+  static test_models_hook hook;
+  return hook;
+}
+
+namespace {
+
+// The scheduler behind every program_engine, whatever the model (make_program_engine).
+class scheduled_engine final : public program_engine {
+ public:
+  scheduled_engine(std::shared_ptr<const void> weights_owner, std::unique_ptr<model_runner> runner,
+                   std::shared_ptr<const tokenizer> tok, const engine_config& cfg, std::vector<std::int32_t> stop_ids,
+                   model_info info, std::chrono::steady_clock::time_point t0)
+      : weights_owner_(std::move(weights_owner)),
+        engine_(std::move(runner), cfg, tok ? std::make_shared<tokenizer_text>(tok) : nullptr) {
+    tok_ = std::move(tok);
+    stop_ids_ = std::move(stop_ids);
+    info_ = std::move(info);
+    info_.arena_bytes = engine_.arena_bytes();
+    load_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+  ~scheduled_engine() override { engine_.shutdown(); }
+
+  request_handle submit(generation_request r) override { return engine_.submit(std::move(r)); }
+  std::vector<request_handle> submit_group(std::vector<generation_request> rs) override { return engine_.submit_group(std::move(rs)); }
+  request_handle generate(generation_request r) override { return engine_.generate(std::move(r)); }
+  void step() override { engine_.step(); }
+  void run_until_idle() override { engine_.run_until_idle(); }
+  bool idle() const override { return engine_.idle(); }
+  engine_stats stats() const override { return engine_.stats(); }
+  const engine_config& config() const override { return engine_.config(); }
+  void shutdown() override { engine_.shutdown(); }
+
+ private:
+  std::shared_ptr<const void> weights_owner_;  // declared first: outlives the scheduler and its runner
+  scheduler engine_;
+};
+
+}  // namespace
+
+std::unique_ptr<program_engine> make_program_engine(std::shared_ptr<const void> weights_owner,
+                                                    std::unique_ptr<model_runner> runner,
+                                                    std::shared_ptr<const tokenizer> tok, const engine_config& cfg,
+                                                    std::vector<std::int32_t> stop_ids, model_info info,
+                                                    std::chrono::steady_clock::time_point t0) {
+  return std::make_unique<scheduled_engine>(std::move(weights_owner), std::move(runner), std::move(tok), cfg,
+                                            std::move(stop_ids), std::move(info), t0);
+}
+
 }  // namespace detail
 
 std::unique_ptr<program_engine> open_engine(const engine_options& opts) {
@@ -99,7 +148,8 @@ std::unique_ptr<program_engine> open_engine(const engine_options& opts) {
   }
   const std::filesystem::path path = opts.model.empty() ? default_model_path() : opts.model;
   auto file = model_file::open(path);
-  const std::string_view name = identify_model<all_models>(*file);
+  const detail::test_models_hook& test_models = detail::test_models();
+  const std::string_view name = test_models.identify ? test_models.identify(*file) : identify_model<all_models>(*file);
 #if !defined(GF_PROGRAMS_HAVE_CUDA)
   if (opts.backend != "cpu")
     throw error(errc::invalid_argument, "backend '" + opts.backend + "' is not available in this build (available: cpu)");
@@ -120,6 +170,8 @@ std::unique_ptr<program_engine> open_engine(const engine_options& opts) {
   if (opts.backend == "cuda") {
     st.device = detail::cuda_device_info(0);
     if (auto e = detail::make_cuda_engine(file, name, tok, opts, st)) return e;
+    if (test_models.make_cuda)
+      if (auto e = test_models.make_cuda(file, name, tok, opts, st)) return e;
   } else
 #endif
   {
@@ -135,12 +187,11 @@ std::unique_ptr<program_engine> open_engine(const engine_options& opts) {
 #if defined(GF_PROGRAMS_HAVE_GEMMA3)
         detail::make_gemma3_engine,
 #endif
-#if defined(GF_PROGRAMS_HAVE_TINY)
-        detail::make_tiny_engine,
-#endif
     };
     for (detail::factory_fn make : factories)
       if (auto e = make(file, name, tok, opts, st)) return e;
+    if (test_models.make)
+      if (auto e = test_models.make(file, name, tok, opts, st)) return e;
   }
   if (!std::string_view(GF_PROGRAM_MODELS).empty() && !detail::listed(GF_PROGRAM_MODELS, name))
     throw error(errc::invalid_argument, file->path() + ": " + std::string(name) + " is not built into this build of the programs (GEMMAFORGE_PROGRAM_MODELS=" +

@@ -6,6 +6,7 @@
 #include <span>
 #include <string>
 
+#include <gemmaforge/model/tiny.hpp>
 #include <gemmaforge/io/gguf.hpp>
 #include <gemmaforge/io/weight_binding.hpp>
 

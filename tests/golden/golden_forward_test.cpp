@@ -14,6 +14,7 @@
 
 #if GF_GOLDEN_AVAILABLE
 
+#include <gemmaforge/model/tiny.hpp>
 #include <gemmaforge/backend/cpu/executor.hpp>
 #include <gemmaforge/io/weight_binding.hpp>
 #include <gemmaforge/model/registry.hpp>

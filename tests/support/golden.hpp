@@ -18,6 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <gemmaforge/model/tiny.hpp>
 #include <gemmaforge/model/layer_pattern.hpp>
 
 #include <bit>

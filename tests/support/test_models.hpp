@@ -8,6 +8,8 @@
 
 #include <gemmaforge/core/type_list.hpp>
 #include <gemmaforge/model/descriptor.hpp>
+#include <gemmaforge/model/registry.hpp>
+#include <gemmaforge/model/tiny.hpp>
 
 namespace gemmaforge::testing {
 
@@ -21,6 +23,10 @@ struct tiny_gemma3_gqa : model_descriptor<family::gemma3, model_dims<512, 64, 12
 };
 
 using golden_test_models = type_list<tiny_gemma3_gqa>;
+
+// The registry's real models and the tiny ones (model/tiny.hpp): what the tests identify files
+// against where a file may be either.
+using registry_with_test_models = concat_t<all_models, tiny_models>;
 
 // The fixture folder of a test model: its name with '_' for '-'.
 template <class Model>

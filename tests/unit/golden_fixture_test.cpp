@@ -7,6 +7,7 @@
 
 #if GF_GOLDEN_AVAILABLE
 
+#include <gemmaforge/model/tiny.hpp>
 #include <gemmaforge/model/registry.hpp>
 
 #include <algorithm>

@@ -4,6 +4,8 @@
 // and bit-flipped too ([model]).
 #include <catch2/catch.hpp>
 
+#include "support/test_models.hpp"
+#include <gemmaforge/model/tiny.hpp>
 #include <gemmaforge/io/gguf.hpp>
 #include <gemmaforge/io/safetensors.hpp>
 #include <gemmaforge/io/weight_binding.hpp>
@@ -303,7 +305,7 @@ TEST_CASE("bad gguf: model-level mismatches are reported all at once", "[cpu][io
     // Right shapes, wrong descriptor facts: another softcap and window than tiny-gemma2's.
     const bytes b = gf_test::synthetic_gguf<tiny_gemma2>({.attn_softcap = 30.0f, .window = 16}).build();
     auto f = gf::model_file::from_gguf_bytes(b, "caps.gguf");
-    CHECK(gf::identify_model(*f) == "tiny-gemma2");  // identification uses shapes only
+    CHECK(gf::identify_model<gf::testing::registry_with_test_models>(*f) == "tiny-gemma2");  // identification uses shapes only
     expect_error([&] { (void)gf::bind_model<tiny_gemma2>(f); }, gf::errc::model_mismatch,
                  {"(2 problems)", "file has a sliding window of 16, tiny-gemma2 expects 8",
                   "file has attention softcap 30, tiny-gemma2 expects 50"});

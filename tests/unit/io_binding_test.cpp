@@ -3,6 +3,8 @@
 // variants; the real Gemma 3 270M file ([model]); the golden tiny fixtures when present.
 #include <catch2/catch.hpp>
 
+#include "support/test_models.hpp"
+#include <gemmaforge/model/tiny.hpp>
 #include <gemmaforge/io/weight_binding.hpp>
 
 #include <cmath>
@@ -99,7 +101,7 @@ TEMPLATE_TEST_CASE("binding: synthetic HF checkpoints of the tiny descriptors", 
   auto file = gf::model_file::open(d.path());
   CHECK(file->kind() == gf::model_file_kind::safetensors);
   CHECK(gf::identify_model<gf::tiny_models>(*file) == M::name);
-  CHECK(gf::identify_model(*file) == M::name);
+  CHECK(gf::identify_model<gf::testing::registry_with_test_models>(*file) == M::name);
   const auto m = gf::load_model<M>(d.path());
   check_views(m);
   check_hf_gains(m, ts);
@@ -186,7 +188,7 @@ TEMPLATE_TEST_CASE("binding: synthetic GGUF files of the tiny descriptors", "[cp
   INFO(M::name << " with " << gf::to_string(fmt) << " matrices");
   const gf_test::bytes b = gf_test::synthetic_gguf<M>({.matrix_format = fmt}).build();
   auto file = gf::model_file::from_gguf_bytes(b, "synthetic.gguf");
-  CHECK(gf::identify_model(*file) == M::name);
+  CHECK(gf::identify_model<gf::testing::registry_with_test_models>(*file) == M::name);
   const auto m = gf::bind_model<M>(file);
   check_views(m);
   CHECK(m.weights().layers[0].q.format == fmt);
@@ -208,7 +210,7 @@ TEST_CASE("binding: with_model dispatches to the identified descriptor", "[cpu][
     seen = std::string(M::name) + " " + std::to_string(bound.weights().layers.size());
   });
   CHECK(seen == "tiny-gemma2 4");
-  const int layers = gf::with_model(d / "t.gguf", [](auto tag, auto&&) { return decltype(tag)::type::n_layers; });
+  const int layers = gf::with_model<gf::testing::registry_with_test_models>(d / "t.gguf", [](auto tag, auto&&) { return decltype(tag)::type::n_layers; });
   CHECK(layers == 4);
   // A list without the file's model: the error names the closest one.
   try {
@@ -292,7 +294,7 @@ TEMPLATE_TEST_CASE("binding: golden tiny fixtures from tools/make_golden.py", "[
     INFO(dir);
     auto file = gf::model_file::open(dir);
     CHECK(gf::identify_model<gf::tiny_models>(*file) == M::name);
-    CHECK(gf::identify_model(*file) == M::name);
+    CHECK(gf::identify_model<gf::testing::registry_with_test_models>(*file) == M::name);
     const auto m = gf::bind_model<M>(file);
     check_views(m);
     CHECK(m.summary().parameters == M::param_count);

@@ -5,6 +5,7 @@
 // engine_alloc_test.cpp (the CPU engine allocates its planned arena byte for byte).
 #include <catch2/catch.hpp>
 
+#include "support/test_models.hpp"
 #include <gemmaforge/backend/cpu/attention.hpp>
 #include <gemmaforge/backend/cpu/matmul.hpp>
 #include <gemmaforge/kv/kv_pool.hpp>
@@ -106,7 +107,7 @@ void check_model(const gf::serving_config& c) {
 
 TEST_CASE("layout: every runnable descriptor x batch x context x KV type x prefix slots is planned as carved", "[plan][layout]") {
   int checked = 0;
-  gf::for_each_type(gf::all_models{}, [&](auto tag) {
+  gf::for_each_type(gf::testing::registry_with_test_models{}, [&](auto tag) {
     using M = typename decltype(tag)::type;
     if constexpr (M::runnable) {
       for (std::uint32_t batch : {1u, 4u, 16u})

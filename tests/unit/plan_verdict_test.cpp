@@ -3,6 +3,7 @@
 // The static_asserts are the compile-time half: they fail the build, not the run.
 #include <catch2/catch.hpp>
 
+#include <gemmaforge/model/tiny.hpp>
 #include <gemmaforge/model/registry.hpp>
 #include <gemmaforge/plan/plan.hpp>
 

@@ -4,6 +4,7 @@
 // recorded by tools/make_tokenizer_fixture.py ([model]).
 #include <catch2/catch.hpp>
 
+#include <gemmaforge/model/tiny.hpp>
 #include <gemmaforge/io/utf8.hpp>
 #include <gemmaforge/model/registry.hpp>
 #include <gemmaforge/tokenizer/chat_template.hpp>

@@ -2,7 +2,9 @@
 // Tiny random models of each generation, used by the golden tests (tools/make_golden.py builds
 // the same shapes as HF models and records their logits). vocab 512, hidden 64, ffn 128,
 // 4 heads of 16: small enough to run every position in milliseconds, with windows of 8 so that
-// a 24+ token sequence exercises the sliding-window masks.
+// a 24+ token sequence exercises the sliding-window masks. Test binaries only: the registry
+// (model/registry.hpp) and the programs leave them out.
+#include <gemmaforge/core/type_list.hpp>
 #include <gemmaforge/model/descriptor.hpp>
 
 namespace gemmaforge::models {
@@ -26,3 +28,7 @@ struct tiny_gemma3 : model_descriptor<family::gemma3, model_dims<512, 64, 128, 2
 };
 
 }  // namespace gemmaforge::models
+
+namespace gemmaforge {
+using tiny_models = type_list<models::tiny_gemma1, models::tiny_gemma2, models::tiny_gemma3>;
+}  // namespace gemmaforge

@@ -109,8 +109,7 @@ class request_state {
 
   // ---- engine side: written by the engine only (private, hence the trailing underscores)
  private:
-  template <class Model, class Executor, class KvElem>
-  friend class basic_engine;
+  friend class scheduler;
 
   generation_request req;
   std::uint64_t id_ = 0;
