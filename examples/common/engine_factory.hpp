@@ -49,8 +49,7 @@ device_info cuda_device_info(int device);
 std::unique_ptr<program_engine> make_program_engine(std::shared_ptr<const void> weights_owner,
                                                     std::unique_ptr<model_runner> runner,
                                                     std::shared_ptr<const tokenizer> tok, const engine_config& cfg,
-                                                    std::vector<std::int32_t> stop_ids, model_info info,
-                                                    std::chrono::steady_clock::time_point t0);
+                                                    model_info info, std::chrono::steady_clock::time_point t0);
 
 // What program_engine says about a bound model.
 template <class Model>
@@ -134,7 +133,7 @@ std::unique_ptr<program_engine> make_engine_from(std::shared_ptr<const model_fil
           // The runner is the only code instantiated per (model, executor, KV type).
           auto run = std::make_unique<runner<M, decltype(exec), Kv>>(owner->weights(), cfg.limits, cfg.forward, std::move(exec));
           info.isa = run->executor().description();
-          out = make_program_engine(std::move(owner), std::move(run), tok, cfg, std::move(stops), std::move(info), t0);
+          out = make_program_engine(std::move(owner), std::move(run), tok, cfg, std::move(info), t0);
         }
       };
       for_each_type(KvTypes{}, start);

@@ -97,12 +97,11 @@ namespace {
 class scheduled_engine final : public program_engine {
  public:
   scheduled_engine(std::shared_ptr<const void> weights_owner, std::unique_ptr<model_runner> runner,
-                   std::shared_ptr<const tokenizer> tok, const engine_config& cfg, std::vector<std::int32_t> stop_ids,
-                   model_info info, std::chrono::steady_clock::time_point t0)
+                   std::shared_ptr<const tokenizer> tok, const engine_config& cfg, model_info info,
+                   std::chrono::steady_clock::time_point t0)
       : weights_owner_(std::move(weights_owner)),
         engine_(std::move(runner), cfg, tok ? std::make_shared<tokenizer_text>(tok) : nullptr) {
     tok_ = std::move(tok);
-    stop_ids_ = std::move(stop_ids);
     info_ = std::move(info);
     info_.arena_bytes = engine_.arena_bytes();
     load_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -129,10 +128,9 @@ class scheduled_engine final : public program_engine {
 std::unique_ptr<program_engine> make_program_engine(std::shared_ptr<const void> weights_owner,
                                                     std::unique_ptr<model_runner> runner,
                                                     std::shared_ptr<const tokenizer> tok, const engine_config& cfg,
-                                                    std::vector<std::int32_t> stop_ids, model_info info,
-                                                    std::chrono::steady_clock::time_point t0) {
+                                                    model_info info, std::chrono::steady_clock::time_point t0) {
   return std::make_unique<scheduled_engine>(std::move(weights_owner), std::move(runner), std::move(tok), cfg,
-                                            std::move(stop_ids), std::move(info), t0);
+                                            std::move(info), t0);
 }
 
 }  // namespace detail
