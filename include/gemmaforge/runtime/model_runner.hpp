@@ -31,7 +31,6 @@ class model_runner {
   model_runner& operator=(const model_runner&) = delete;
 
   // ---- the model's sizes the scheduler checks requests against
-  virtual std::string_view model_name() const = 0;
   virtual std::int32_t vocab() const = 0;
   virtual std::int32_t max_positions() const = 0;
 

@@ -47,7 +47,6 @@ class runner final : public model_runner {
     allocate_arena();
   }
 
-  std::string_view model_name() const override { return Model::name; }
   std::int32_t vocab() const override { return Model::vocab; }
   std::int32_t max_positions() const override { return Model::max_positions; }
   const serving_config& limits() const override { return limits_; }

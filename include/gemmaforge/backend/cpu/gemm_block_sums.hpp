@@ -230,6 +230,7 @@ GF_UNROLL_16
 }
 
 template <tensor_format F>
+// cppcheck-suppress unusedFunction ; taken as a function pointer with explicit template arguments (pick_bsum_*), which cppcheck does not count
 GF_TARGET_AVX512 inline void bsum_unit(const mm_task& k, std::int64_t r0, packed_block* slot) {
   constexpr int NT = (F == tensor_format::q8_0 || F == tensor_format::q5_0) ? 6 : 4;
   packed_block* g0 = slot;
@@ -253,6 +254,7 @@ GF_TARGET_AVX512 inline void bsum_unit(const mm_task& k, std::int64_t r0, packed
 // 16 lanes (as dot_act's kernels); the two 8-lane halves are summed to s_b (q6_k: each lane first
 // times its sub-block scale, mod 2^32 like the scalar formula), then the scalar float chain.
 template <tensor_format F>
+// cppcheck-suppress unusedFunction ; taken as a function pointer with explicit template arguments (pick_bsum_*), which cppcheck does not count
 GF_TARGET_AVX512 inline void bsum_decode_rows(const mm_task& k, std::int64_t rb, std::int64_t re) {
   namespace v = avx512;
   constexpr int shift = F == tensor_format::q8_0 ? 7 : F == tensor_format::q5_0 ? 4 : F == tensor_format::q6_k ? 5 : 0;
@@ -336,6 +338,7 @@ GF_TARGET_AVX512 inline void bsum_decode_rows(const mm_task& k, std::int64_t rb,
 
 using bsum_rows_fn = void (*)(const mm_task&, std::int64_t, std::int64_t);
 
+// cppcheck-suppress unusedFunction ; called by cpu::matmul (matmul.hpp) under #if GF_X86, after a call with explicit template arguments that cppcheck misreads
 inline bsum_rows_fn pick_bsum_decode(tensor_format f) {
   switch (f) {
     case tensor_format::q8_0: return &bsum_decode_rows<tensor_format::q8_0>;
@@ -366,6 +369,7 @@ inline bsum_unit_fn pick_bsum_unit(tensor_format f) {
 // k.cols, pool.size()) bytes, 64-byte aligned. One part per thread; the parts claim 32-row units
 // from a shared counter (a descheduled thread leaves its units to the others), each part packs
 // into its own slot.
+// cppcheck-suppress unusedFunction ; called by cpu::matmul (matmul.hpp) under #if GF_X86, after a call with explicit template arguments that cppcheck misreads
 inline void gemm_block_sums_avx512(thread_pool& pool, const detail::mm_task& k, std::byte* scratch) {
   const detail::bsum_unit_fn fn = detail::pick_bsum_unit(k.fmt);
   const std::int64_t units = (k.rows + gemm_unit_rows - 1) / gemm_unit_rows;
