@@ -178,7 +178,7 @@ class http_transport::impl {
   bool reserve_body(std::uint64_t n) {
     std::uint64_t held = bodies_.load();
     do {
-      if (n > opts_.max_buffered_body_bytes || held > opts_.max_buffered_body_bytes - n) return false;
+      if (held + n > opts_.max_buffered_body_bytes) return false;  // byte counts: no overflow
     } while (!bodies_.compare_exchange_weak(held, held + n));
     return true;
   }

@@ -22,9 +22,8 @@ class basic_engine : public scheduler {
 
   // `weights` must outlive the engine (the io layer's bound_model owns them); `text` may be null
   // (then requests must use decode_text = false).
-  basic_engine(const model_weights<Model>& weights, engine_config cfg, Executor exec,
+  basic_engine(const model_weights<Model>& weights, const engine_config& cfg, Executor exec,
                std::shared_ptr<const token_text> text = nullptr)
-      // cfg is copied, not moved: the runner's argument reads it, in an unspecified order.
       : scheduler(std::make_unique<runner_type>(weights, cfg.limits, cfg.forward, std::move(exec)), cfg, std::move(text)) {}
 
   // The scheduler's runner is the one built above.

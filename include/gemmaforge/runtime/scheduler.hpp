@@ -294,8 +294,9 @@ class scheduler {
     step_logit_rows_ = ints("step_logit_rows");
     step_seqs_ = new (runner_->region("step_seqs")) step_sequence[std::size_t(max_batch_) + 1]{};
     step_requests_ = new (runner_->region("step_requests")) request_state*[std::size_t(max_batch_) + 1]{};
-    sample_probs_ = reinterpret_cast<float*>(runner_->region("sampler"));
-    sample_ids_ = reinterpret_cast<std::int32_t*>(sample_probs_ + vocab_);
+    std::byte* sampler = runner_->region("sampler");  // [vocab] floats, then [vocab] ids
+    sample_probs_ = reinterpret_cast<float*>(sampler);
+    sample_ids_ = reinterpret_cast<std::int32_t*>(sampler + std::size_t(vocab_) * sizeof(float));
     running_.reserve(std::size_t(max_batch_));
     cancelled_scratch_.reserve(std::size_t(cfg_.max_queue) + 1);
   }
@@ -359,7 +360,7 @@ class scheduler {
   }
 
   void reap_cancelled() {
-    for (auto& r : running_)
+    for (const auto& r : running_)
       if (r->cancel_requested()) release_and_finish(*r, finish_reason::cancelled);
     std::erase_if(running_, [](const request_handle& r) { return r->slot_ < 0; });
   }

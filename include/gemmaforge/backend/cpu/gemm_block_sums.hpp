@@ -23,6 +23,7 @@
 // Same bits as the scalar reference for every (row, token): each lane runs exactly the scalar
 // formula's operations in its order (tests/unit/cpu_gemm_block_sums_test.cpp).
 #include <atomic>
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -91,7 +92,7 @@ inline void unpack_block(tensor_format f, const std::byte* row, int b, unpacked_
       u.ws = to_float(blk.d);
       break;
     }
-    default: std::memset(&u, 0, sizeof u); return;
+    default: u = unpacked_block{}; return;
   }
   u.wsum[0] = u.wsum[1] = 0;
   for (int i = 0; i < 32; ++i) u.wsum[i / 16] += u.w[i];
@@ -100,7 +101,7 @@ inline void unpack_block(tensor_format f, const std::byte* row, int b, unpacked_
 // Pack rows [r0, r0 + 16) (those < rows) of W into nb records.
 inline void pack_group(const mm_task& k, std::int64_t r0, packed_block* out) {
   const bool halves = k.fmt == tensor_format::q6_k;
-  std::memset(static_cast<void*>(out), 0, std::size_t(k.L.nb) * sizeof(packed_block));
+  std::fill_n(out, k.L.nb, packed_block{});
   for (int lane = 0; lane < 16 && r0 + lane < k.rows; ++lane) {
     const std::byte* row = k.wrow(r0 + lane);
     for (int b = 0; b < k.L.nb; ++b) {
