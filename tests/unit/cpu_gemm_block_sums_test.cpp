@@ -133,7 +133,8 @@ TEST_CASE("int16_block_sums: within the activation-rounding bound of a double re
         }
         // f32 rounding: per block the convert (|s| >= 2^24), the scale product and the FMA; the
         // q4_k min chain and its subtraction. (nb + 8) * 4 units of 2^-24 of the magnitude.
-        const double f32 = (cols / 32 + 8) * 4 * 0x1p-24 * mag;
+        const int nb = cols / 32;  // cols is a multiple of 32
+        const double f32 = double(nb + 8) * 4 * 0x1p-24 * mag;
         REQUIRE(std::fabs(double(y[std::size_t(t) * rows + std::size_t(r)]) - ref) <= bound + f32);
       }
     }
