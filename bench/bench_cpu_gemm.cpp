@@ -134,6 +134,15 @@ double median(std::vector<double> v) {
   return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
 }
 
+// Wall seconds of one matmul (the alternating A/B loops of BM_gemm and BM_block_sums).
+double seconds_of_matmul(cpu::thread_pool& pool, const gf::weight_view& w, const float* x, int T, float* y,
+                         const cpu::matmul_options& o) {
+  const auto t0 = std::chrono::steady_clock::now();
+  cpu::matmul(pool, w, x, T, y, o);
+  benchmark::ClobberMemory();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
 void BM_gemm(benchmark::State& st) {
   const auto f = tf(st.range(0));
   const std::int64_t rows = st.range(1), cols = st.range(2);
@@ -146,12 +155,7 @@ void BM_gemm(benchmark::State& st) {
   cpu::matmul_options o_new, o_old;
   o_new.precision = o_old.precision = prec;
   o_old.gemm_min_rows = INT_MAX;
-  auto timed = [&](const cpu::matmul_options& o) {
-    const auto t0 = std::chrono::steady_clock::now();
-    cpu::matmul(pool, w.view, x.data(), T, y.data(), o);
-    benchmark::ClobberMemory();
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  };
+  auto timed = [&](const cpu::matmul_options& o) { return seconds_of_matmul(pool, w.view, x.data(), T, y.data(), o); };
   timed(o_new);
   timed(o_old);
   std::vector<double> ratio, t_new;
@@ -206,12 +210,7 @@ void BM_block_sums(benchmark::State& st) {
   cpu::matmul_options o_new, o_old;
   o_old.precision = cpu::matmul_precision::int16_activations;
   o_new.precision = cpu::matmul_precision::int16_block_sums;
-  auto timed = [&](const cpu::matmul_options& o) {
-    const auto t0 = std::chrono::steady_clock::now();
-    cpu::matmul(pool, w.view, x.data(), T, y.data(), o);
-    benchmark::ClobberMemory();
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  };
+  auto timed = [&](const cpu::matmul_options& o) { return seconds_of_matmul(pool, w.view, x.data(), T, y.data(), o); };
   timed(o_new);
   timed(o_old);
   std::vector<double> ratio, t_new, t_old;
