@@ -35,8 +35,8 @@ inline void add_engine_flags(CLI::App& app, engine_options& o, std::string& kv) 
       ->check(CLI::Range(1, 1000));
   app.add_option("--kv", kv, "KV cache type: bf16, f16, fp8, int8, f32")->check(CLI::IsMember({"bf16", "f16", "fp8", "int8", "f32"}));
   app.add_option("--backend", o.backend, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
-  app.add_option("--matmul", o.matmul, "CPU matmuls of quantized weights: int16 (default), int8 (fastest), exact (f32), int16-block-sums (CPU-only: one float step per 32-value block, the packed GEMM's order)")
-      ->check(CLI::IsMember({"int16", "int8", "exact", "int16-block-sums"}));
+  app.add_option("--matmul", o.matmul, "CPU matmuls of quantized weights: int16 (default), int8 (fastest), exact (f32), int16-block-sums (CPU-only: one float step per 32-value block, the packed GEMM's order), int8-block-sums (CPU-only: the same order with int8's 8-bit activations, the fastest prefill)")
+      ->check(CLI::IsMember({"int16", "int8", "exact", "int16-block-sums", "int8-block-sums"}));
   app.add_flag_callback("--exact-matmul", [&o] { o.matmul = "exact"; }, "same as --matmul exact");
 }
 

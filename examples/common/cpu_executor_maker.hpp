@@ -15,6 +15,7 @@ struct cpu_executor_maker {
     e.precision = o.matmul == "exact"  ? cpu::matmul_precision::exact
                   : o.matmul == "int8" ? cpu::matmul_precision::int8_activations
                   : o.matmul == "int16-block-sums" ? cpu::matmul_precision::int16_block_sums
+                  : o.matmul == "int8-block-sums" ? cpu::matmul_precision::int8_block_sums
                                        : cpu::matmul_precision::int16_activations;
     return cpu::cpu_executor(e);
   }

@@ -16,6 +16,7 @@ struct cuda_executor_maker {
     x.quant_precision = o.matmul == "exact"  ? cuda::matmul_precision::exact
                         : o.matmul == "int8" ? cuda::matmul_precision::int8_activations
                         : o.matmul == "int16-block-sums" ? cuda::matmul_precision::int16_block_sums
+                        : o.matmul == "int8-block-sums" ? cuda::matmul_precision::int8_block_sums
                                              : cuda::matmul_precision::int16_activations;
     x.arena_bytes = cuda::cuda_executor::planned_arena_bytes(x, c.limits, w);
     return cuda::cuda_executor(x);

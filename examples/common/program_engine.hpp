@@ -35,7 +35,8 @@ struct engine_options {
   bool threaded = false;           // run steps on a worker thread (the server does)
   // CPU matmuls of quantized weights: "int16" (15-bit activations, the default: logits within
   // ~0.002 of exact), "int8" (fastest, llama.cpp's rounding), "exact" (f32 activations, slowest),
-  // "int16-block-sums" (CPU-only opt-in: one float step per 32-value block, the packed GEMM's order).
+  // "int16-block-sums" (CPU-only opt-in: one float step per 32-value block, the packed GEMM's order),
+  // "int8-block-sums" (the same order with 8-bit activations: the fastest CPU prefill, int8's rounding).
   std::string matmul = "int16";
   bool progress = true;            // loading progress bar (only when stderr is a terminal)
   bool quiet = false;              // do not print the plan's capacity line at start-up

@@ -1,5 +1,5 @@
-// matmul_precision::int16_block_sums (math/quant.hpp dot_block_sums; the packed AVX-512 GEMM of
-// backend/cpu/gemm_block_sums.hpp):
+// The block-sums modes, matmul_precision::int16_block_sums and int8_block_sums (math/quant.hpp
+// dot_block_sums; the packed AVX-512 GEMM of backend/cpu/gemm_block_sums.hpp), each of them:
 //   - every ISA and schedule (decode, GEMM) gives the scalar reference's bits, on every format of
 //     Q4_K_M files and odd shapes (rows 1..131, tokens 1..29 and 512),
 //   - the result is within the activation-rounding bound of a double reference,
@@ -24,9 +24,9 @@ using gf::tensor_format;
 
 namespace {
 
-constexpr auto bsum = cpu::matmul_precision::int16_block_sums;
+using prec = cpu::matmul_precision;
 
-std::vector<float> run_bsum(cpu::thread_pool& pool, const gf::weight_view& W, const float* x, int n, cpu::cpu_isa isa,
+std::vector<float> run_bsum(cpu::thread_pool& pool, prec bsum, const gf::weight_view& W, const float* x, int n, cpu::cpu_isa isa,
                             int gemm_min_rows, std::byte* pack = nullptr) {
   std::vector<float> y(std::size_t(n) * std::size_t(W.rows), -1.0f);
   cpu::matmul_options o;
@@ -39,7 +39,7 @@ std::vector<float> run_bsum(cpu::thread_pool& pool, const gf::weight_view& W, co
 }
 
 // The reference: the scalar quantizer + math::dot_block_sums, one (row, token) at a time.
-std::vector<float> reference(const gf::weight_view& W, const std::vector<float>& x, int n) {
+std::vector<float> reference(prec bsum, const gf::weight_view& W, const std::vector<float>& x, int n) {
   const int cols = int(W.cols);
   const cpu::act_layout L = cpu::act_layout_for(cols, bsum);
   std::vector<std::byte> qa(L.row_bytes * std::size_t(n));
@@ -62,7 +62,9 @@ int cols_for(tensor_format f, int i) {
 
 }  // namespace
 
-TEST_CASE("int16_block_sums: every ISA and schedule gives the scalar reference's bits", "[cpu][kernels]") {
+TEST_CASE("block sums: every ISA and schedule gives the scalar reference's bits", "[cpu][kernels]") {
+  const prec bsum = GENERATE(prec::int16_block_sums, prec::int8_block_sums);
+  INFO(gf::to_string(bsum));
   cpu::thread_pool pool(2);
   const std::int64_t rows_list[] = {1, 5, 16, 17, 31, 33, 64, 100, 131};
   const int tokens_list[] = {1, 3, 7, 8, 13, 29};
@@ -74,11 +76,11 @@ TEST_CASE("int16_block_sums: every ISA and schedule gives the scalar reference's
       for (const int n : tokens_list) {
         INFO("format " << gf::to_string(f) << " rows " << rows << " cols " << cols << " tokens " << n);
         const auto x = gf_test::random_floats(std::size_t(n) * std::size_t(cols), 7u + unsigned(n) + unsigned(rows));
-        const auto ref = reference(w.view, x, n);
+        const auto ref = reference(bsum, w.view, x, n);
         for (auto isa : gf_test::available_isas()) {
           for (int gmin : {1, 1 << 30}) {  // the GEMM for every batch, and never
             INFO("isa " << cpu::to_string(isa) << " gemm_min_rows " << gmin);
-            const auto y = run_bsum(pool, w.view, x.data(), n, isa, gmin);
+            const auto y = run_bsum(pool, bsum, w.view, x.data(), n, isa, gmin);
             for (std::size_t e = 0; e < y.size(); ++e) REQUIRE(gf_test::same_bits(y[e], ref[e]));
           }
         }
@@ -87,7 +89,9 @@ TEST_CASE("int16_block_sums: every ISA and schedule gives the scalar reference's
   }
 }
 
-TEST_CASE("int16_block_sums: 512 tokens through the GEMM, the reference's bits", "[cpu][kernels]") {
+TEST_CASE("block sums: 512 tokens through the GEMM, the reference's bits", "[cpu][kernels]") {
+  const prec bsum = GENERATE(prec::int16_block_sums, prec::int8_block_sums);
+  INFO(gf::to_string(bsum));
   cpu::thread_pool pool(2);
   for (tensor_format f : {tensor_format::q8_0, tensor_format::q5_0, tensor_format::q4_k, tensor_format::q6_k}) {
     const int cols = f == tensor_format::q4_k || f == tensor_format::q6_k ? 512 : 640;
@@ -96,18 +100,20 @@ TEST_CASE("int16_block_sums: 512 tokens through the GEMM, the reference's bits",
     INFO("format " << gf::to_string(f));
     const auto w = gf_test::random_weight(f, rows, cols, 5u + unsigned(f));
     const auto x = gf_test::random_floats(std::size_t(n) * std::size_t(cols), 11u);
-    const auto ref = reference(w.view, x, n);
+    const auto ref = reference(bsum, w.view, x, n);
     std::vector<std::byte> pack(cpu::gemm_pack_scratch_bytes(cols, pool.size()) + 64);
     auto* aligned = reinterpret_cast<std::byte*>((reinterpret_cast<std::uintptr_t>(pack.data()) + 63) & ~std::uintptr_t(63));
     for (auto isa : gf_test::available_isas()) {
       INFO("isa " << cpu::to_string(isa));
-      const auto y = run_bsum(pool, w.view, x.data(), n, isa, 8, aligned);  // planned scratch
+      const auto y = run_bsum(pool, bsum, w.view, x.data(), n, isa, 8, aligned);  // planned scratch
       for (std::size_t e = 0; e < y.size(); ++e) REQUIRE(gf_test::same_bits(y[e], ref[e]));
     }
   }
 }
 
-TEST_CASE("int16_block_sums: within the activation-rounding bound of a double reference", "[cpu][kernels]") {
+TEST_CASE("block sums: within the activation-rounding bound of a double reference", "[cpu][kernels]") {
+  const prec bsum = GENERATE(prec::int16_block_sums, prec::int8_block_sums);
+  INFO(gf::to_string(bsum));
   cpu::thread_pool pool(2);
   for (tensor_format f : {tensor_format::q8_0, tensor_format::q5_0, tensor_format::q4_k, tensor_format::q6_k}) {
     const int cols = f == tensor_format::q4_k || f == tensor_format::q6_k ? 768 : 640;
@@ -119,7 +125,7 @@ TEST_CASE("int16_block_sums: within the activation-rounding bound of a double re
     const cpu::act_layout L = cpu::act_layout_for(cols, bsum);
     std::vector<std::byte> qa(L.row_bytes * std::size_t(n));
     for (int t = 0; t < n; ++t) cpu::quantize_act_row(cpu::cpu_isa::scalar, x.data() + std::size_t(t) * cols, L, qa.data() + t * L.row_bytes);
-    const auto y = run_bsum(pool, w.view, x.data(), n, cpu::default_cpu_isa(), 8);
+    const auto y = run_bsum(pool, bsum, w.view, x.data(), n, cpu::default_cpu_isa(), 8);
     for (std::int64_t r = 0; r < rows; ++r) {
       const auto wr = gf_test::ref_dequant_row(f, w.view.row(r), cols);
       for (int t = 0; t < n; ++t) {
@@ -141,7 +147,9 @@ TEST_CASE("int16_block_sums: within the activation-rounding bound of a double re
   }
 }
 
-TEST_CASE("int16_block_sums: a token alone gives the bits it gets in a batch", "[cpu][kernels]") {
+TEST_CASE("block sums: a token alone gives the bits it gets in a batch", "[cpu][kernels]") {
+  const prec bsum = GENERATE(prec::int16_block_sums, prec::int8_block_sums);
+  INFO(gf::to_string(bsum));
   cpu::thread_pool pool(2);
   for (tensor_format f : {tensor_format::q8_0, tensor_format::q5_0, tensor_format::q4_k, tensor_format::q6_k}) {
     const int cols = f == tensor_format::q4_k || f == tensor_format::q6_k ? 512 : 640;
@@ -151,39 +159,43 @@ TEST_CASE("int16_block_sums: a token alone gives the bits it gets in a batch", "
     const auto x = gf_test::random_floats(std::size_t(n) * std::size_t(cols), 23u);
     for (auto isa : gf_test::available_isas()) {
       INFO("format " << gf::to_string(f) << " isa " << cpu::to_string(isa));
-      const auto batch = run_bsum(pool, w.view, x.data(), n, isa, 8);
+      const auto batch = run_bsum(pool, bsum, w.view, x.data(), n, isa, 8);
       for (int t : {0, 6, 22}) {
-        const auto alone = run_bsum(pool, w.view, x.data() + std::size_t(t) * cols, 1, isa, 8);
+        const auto alone = run_bsum(pool, bsum, w.view, x.data() + std::size_t(t) * cols, 1, isa, 8);
         for (std::int64_t r = 0; r < rows; ++r) REQUIRE(gf_test::same_bits(alone[std::size_t(r)], batch[std::size_t(t) * rows + std::size_t(r)]));
       }
     }
   }
 }
 
-TEST_CASE("int16_block_sums: the biased digits are the same bytes on every ISA", "[cpu][kernels]") {
+TEST_CASE("block sums: the biased digits are the same bytes on every ISA", "[cpu][kernels]") {
+  const prec bsum = GENERATE(prec::int16_block_sums, prec::int8_block_sums);
+  const bool wide = bsum == prec::int16_block_sums;
+  const std::size_t stride = wide ? 64 : 32;
   for (int cols : {32, 96, 640}) {
     auto x = gf_test::random_floats(std::size_t(cols), 5u + unsigned(cols), 3.0f);
     const cpu::act_layout L = cpu::act_layout_for(cols, bsum);
     REQUIRE(L.biased);
-    REQUIRE(L.wide);
+    REQUIRE(L.wide == wide);
     std::vector<std::byte> ref(L.row_bytes, std::byte{0xAB});
     cpu::quantize_act_row(cpu::cpu_isa::scalar, x.data(), L, ref.data());
     const cpu::act_row a = cpu::act_row_at(ref.data(), L, 0);
-    for (int i = 0; i < cols; ++i) {  // qu = digits + 128, high then low per block
-      REQUIRE(int(std::uint8_t(ref[L.qu + 64 * std::size_t(i / 32) + std::size_t(i % 32)])) == a.q[i] + 128);
-      REQUIRE(int(std::uint8_t(ref[L.qu + 64 * std::size_t(i / 32) + 32 + std::size_t(i % 32)])) == a.q2[i] + 128);
+    REQUIRE((a.q2 != nullptr) == wide);
+    for (int i = 0; i < cols; ++i) {  // qu = digits + 128, high then low per block (8-bit: the values)
+      REQUIRE(int(std::uint8_t(ref[L.qu + stride * std::size_t(i / 32) + std::size_t(i % 32)])) == a.q[i] + 128);
+      if (wide) REQUIRE(int(std::uint8_t(ref[L.qu + 64 * std::size_t(i / 32) + 32 + std::size_t(i % 32)])) == a.q2[i] + 128);
     }
     for (auto isa : gf_test::available_isas()) {
       std::vector<std::byte> got(L.row_bytes, std::byte{0xAB});
       cpu::quantize_act_row(isa, x.data(), L, got.data());
-      INFO("cols " << cols << " isa " << cpu::to_string(isa));
+      INFO(gf::to_string(bsum) << " cols " << cols << " isa " << cpu::to_string(isa));
       REQUIRE(std::memcmp(got.data(), ref.data(), L.xsum + 4 * std::size_t(L.nbp)) == 0);
-      REQUIRE(std::memcmp(got.data() + L.qu, ref.data() + L.qu, 64 * std::size_t(L.nbp)) == 0);
+      REQUIRE(std::memcmp(got.data() + L.qu, ref.data() + L.qu, stride * std::size_t(L.nbp)) == 0);
     }
   }
 }
 
-TEST_CASE("int16_block_sums: the plan holds its activation rows and, given threads, its pack scratch", "[cpu][plan]") {
+TEST_CASE("block sums: the plan holds its activation rows and, given threads, its pack scratch", "[cpu][plan]") {
   using Model = gf::models::gemma_3_270m;
   gf::serving_config c;
   c.max_batch = 2;
@@ -197,5 +209,6 @@ TEST_CASE("int16_block_sums: the plan holds its activation rows and, given threa
   const int widest = std::max({Model::hidden, Model::q_dim, Model::ffn});
   REQUIRE(L.find("cpu_gemm_pack") != nullptr);
   CHECK(L.bytes("cpu_gemm_pack") >= cpu::gemm_pack_scratch_bytes(widest, 3));
-  CHECK(cpu::matmul_scratch_bytes(widest, int(L.step_tokens), bsum) <= L.bytes("cpu_act_quant"));
+  for (auto bsum : {prec::int16_block_sums, prec::int8_block_sums})
+    CHECK(cpu::matmul_scratch_bytes(widest, int(L.step_tokens), bsum) <= L.bytes("cpu_act_quant"));
 }

@@ -12,10 +12,11 @@
 //   dxv   f32   [nbp * 8]    each block's scale repeated over its 8 lanes
 //   dx    f32   [nbp]        each block's scale (scalar kernels)
 //   xsum  f32   [nbp]        dx * sum(q) of each block (q4_k's min term)
-//   qu    u8    [nbp * 64]   int16_block_sums only (`biased`): per block the 32 high digits then
-//                            the 32 low digits, each + 128 (x ^ 0x80), so VNNI's u8 x s8 product
-//                            takes the activation as its unsigned operand against packed signed
-//                            weights (backend/cpu/gemm_block_sums.hpp)
+//   qu    u8    [nbp * 64]   the block-sums modes only (`biased`): per block the 32 high digits
+//                            then the 32 low digits, each + 128 (x ^ 0x80), so VNNI's u8 x s8
+//                            product takes the activation as its unsigned operand against packed
+//                            signed weights (backend/cpu/gemm_block_sums.hpp); 8-bit rows: per
+//                            block the 32 values + 128 ([nbp * 32])
 // Row stride is a multiple of 64 bytes. Quantization is per row, so a row's bytes do not depend
 // on the other rows of the batch; all three ISAs produce identical bytes.
 #include <cstddef>
@@ -32,7 +33,7 @@ namespace gemmaforge::cpu {
 struct act_layout {
   int nb = 0, nbp = 0;
   bool wide = false;    // 15-bit activations
-  bool biased = false;  // also the qu region (15-bit only)
+  bool biased = false;  // also the qu region (the block-sums modes)
   std::size_t q = 0, q2 = 0, nsum4 = 0, dxv = 0, dx = 0, xsum = 0, qu = 0, row_bytes = 0;
 };
 
@@ -40,9 +41,8 @@ constexpr act_layout make_act_layout(int cols, bool wide = false, bool biased = 
   act_layout L;
   L.nb = cols / 32;
   L.nbp = (L.nb + 1) & ~1;
-  L.wide = wide || biased;
+  L.wide = wide;
   L.biased = biased;
-  wide = L.wide;
   L.q = 0;
   L.q2 = L.q + std::size_t(L.nbp) * 32;
   L.nsum4 = L.q2 + (wide ? std::size_t(L.nbp) * 32 : 0);
@@ -50,7 +50,7 @@ constexpr act_layout make_act_layout(int cols, bool wide = false, bool biased = 
   L.dx = L.dxv + std::size_t(L.nbp) * 32;
   L.xsum = L.dx + std::size_t(L.nbp) * 4;
   L.qu = (L.xsum + std::size_t(L.nbp) * 4 + 63) & ~std::size_t(63);
-  L.row_bytes = (L.qu + (biased ? std::size_t(L.nbp) * 64 : 0) + 63) & ~std::size_t(63);
+  L.row_bytes = (L.qu + (biased ? std::size_t(L.nbp) * (wide ? 64 : 32) : 0) + 63) & ~std::size_t(63);
   return L;
 }
 
@@ -231,10 +231,11 @@ inline void fill_biased_digits(const act_layout& L, std::byte* row) {
   const auto* q = reinterpret_cast<const std::uint8_t*>(row + L.q);
   const auto* q2 = reinterpret_cast<const std::uint8_t*>(row + L.q2);
   auto* qu = reinterpret_cast<std::uint8_t*>(row + L.qu);
+  const int stride = L.wide ? 64 : 32;
   for (int b = 0; b < L.nbp; ++b)
     for (int i = 0; i < 32; ++i) {
-      qu[64 * b + i] = std::uint8_t(q[32 * b + i] ^ 0x80u);
-      qu[64 * b + 32 + i] = std::uint8_t(q2[32 * b + i] ^ 0x80u);
+      qu[stride * b + i] = std::uint8_t(q[32 * b + i] ^ 0x80u);
+      if (L.wide) qu[64 * b + 32 + i] = std::uint8_t(q2[32 * b + i] ^ 0x80u);
     }
 }
 }  // namespace detail

@@ -63,11 +63,11 @@ class cpu_executor {
 
   // ---- memory ------------------------------------------------------------------------------
   static constexpr backend_kind backend = backend_kind::cpu;
-  // int16_block_sums' GEMM packs weights per thread: the plan gets a cpu_gemm_pack region for
+  // The block-sums modes' GEMM packs weights per thread: the plan gets a cpu_gemm_pack region for
   // this pool's threads (no other precision needs one, so their plans are unchanged).
   void describe_layout(layout_inputs& in) const {
     in.backend = backend;
-    if (opt_.precision == matmul_precision::int16_block_sums) in.cpu_threads = pool_->size();
+    if (is_block_sums(opt_.precision)) in.cpu_threads = pool_->size();
   }
 
   // The arena: one 2 MiB-aligned block holding every region of the layout (the CPU has no second
@@ -81,7 +81,7 @@ class cpu_executor {
     act_q_ = L.pointer("cpu_act_quant", base);
     attn_scratch_ = L.pointer("cpu_attention", base);
     gemm_pack_ = L.find("cpu_gemm_pack") ? L.pointer("cpu_gemm_pack", base) : nullptr;
-    if (opt_.precision == matmul_precision::int16_block_sums && gemm_pack_ == nullptr)
+    if (is_block_sums(opt_.precision) && gemm_pack_ == nullptr)
       throw error(errc::internal, "cpu_executor: the layout has no cpu_gemm_pack region (describe_layout was not asked)");
     // The RoPE caches: inverse frequencies, then cos and sin of [T][head_dim / 2], per configuration.
     const std::size_t half = std::size_t(Model::head_dim / 2), T = std::size_t(L.step_tokens);
@@ -266,7 +266,7 @@ class cpu_executor {
   std::uint64_t arena_bytes_ = 0;
   std::byte* act_q_ = nullptr;         // the cpu_act_quant region
   std::byte* attn_scratch_ = nullptr;  // the cpu_attention region
-  std::byte* gemm_pack_ = nullptr;     // the cpu_gemm_pack region (int16_block_sums only)
+  std::byte* gemm_pack_ = nullptr;     // the cpu_gemm_pack region (the block-sums modes only)
   rope_cache rope_[2];
   std::uint64_t act_generation_ = 0;  // of the input now in the cpu_act_quant region
 };

@@ -1,21 +1,23 @@
 #pragma once
-// The packed AVX-512 VNNI GEMM of matmul_precision::int16_block_sums (the order of
-// math/quant.hpp dot_block_sums), for T >= gemm_min_rows activation rows.
+// The packed AVX-512 VNNI GEMM of the block-sums modes (matmul_precision::int16_block_sums and
+// int8_block_sums: the order of math/quant.hpp dot_block_sums), for T >= gemm_min_rows rows.
 //
 // Packing (BLIS style, per 32-row unit): the part of the work that claims a unit expands its
 // weights once into a scratch slot of its own, as two groups of 16 rows; per group and
 // 32-value block b one `packed_block` record:
 //   w      int8  [8][16][4]  dword j of lane r = signed weight integers 4j..4j+3 of row r
 //                            (q8_0 qs, q5_0 q - 16, q4_k q, q6_k q - 32)
-//   init   int32 [2][16]     -129 * (sum of the row's weight integers over the block; q6_k: over
+//   init   int32 [2][16]     -bias * (sum of the row's weight integers over the block; q6_k: over
 //                            each 16-weight half): the start value that cancels the +128 bias
-//                            of both activation digits (128 * (A1 - 128 W) + (A2 - 128 W))
+//                            of the activation digits: bias 129 for two digits
+//                            (128 * (A1 - 128 W) + (A2 - 128 W)), 128 for one (8-bit rows)
 //   sc     int32 [2][16]     q6_k: the two sub-block scales
 //   ws     f32   [16]        the block's weight scale (d, or d * sc for q4_k)
 //   dm     f32   [16]        q4_k: dmin * m
 // Rows past the matrix are packed as zeros and never stored.
 // Micro-kernel: 32 rows (2 zmm) x NT tokens. Per block, per (group, token) an int32 chain
 //   s = init; s += vpdpbusd(high digits) x8; s <<= 7; s += vpdpbusd(low digits) x8
+// (8-bit rows: s = init; s += vpdpbusd(digits) x8: half the integer work)
 // (exact mod 2^32, and the true sum fits int32), then acc = fma(cvt(s), ws * dx_b, acc): the
 // float work is one cvt + one mul + one FMA per block per 16 rows per token. The activation
 // dwords come from the act layout's biased qu region as embedded broadcasts; the packed unit
@@ -98,8 +100,11 @@ inline void unpack_block(tensor_format f, const std::byte* row, int b, unpacked_
   for (int i = 0; i < 32; ++i) u.wsum[i / 16] += u.w[i];
 }
 
-// Pack rows [r0, r0 + 16) (those < rows) of W into nb records.
-inline void pack_group(const mm_task& k, std::int64_t r0, packed_block* out) {
+// The init bias for activation rows of this layout (see packed_block above).
+constexpr int pack_bias(bool wide) { return wide ? 129 : 128; }
+
+// Pack rows [r0, r0 + 16) (those < rows) of W into nb records; init = -bias * W.
+inline void pack_group(const mm_task& k, std::int64_t r0, packed_block* out, int bias) {
   const bool halves = k.fmt == tensor_format::q6_k;
   std::fill_n(out, k.L.nb, packed_block{});
   for (int lane = 0; lane < 16 && r0 + lane < k.rows; ++lane) {
@@ -109,12 +114,12 @@ inline void pack_group(const mm_task& k, std::int64_t r0, packed_block* out) {
       unpack_block(k.fmt, row, b, u);
       packed_block& p = out[b];
       for (int j = 0; j < 8; ++j) std::memcpy(p.w[j][lane], u.w + 4 * j, 4);
-      // -129 * W in wrapping int32 arithmetic (|W| <= 32 * 128: no wrap in practice)
+      // -bias * W (|W| <= 32 * 128: no overflow)
       if (halves) {
-        p.init[0][lane] = -129 * u.wsum[0];
-        p.init[1][lane] = -129 * u.wsum[1];
+        p.init[0][lane] = -bias * u.wsum[0];
+        p.init[1][lane] = -bias * u.wsum[1];
       } else {
-        p.init[0][lane] = -129 * (u.wsum[0] + u.wsum[1]);
+        p.init[0][lane] = -bias * (u.wsum[0] + u.wsum[1]);
       }
       p.sc[0][lane] = u.sc[0];
       p.sc[1][lane] = u.sc[1];
@@ -126,12 +131,12 @@ inline void pack_group(const mm_task& k, std::int64_t r0, packed_block* out) {
 
 #if GF_X86
 // Dwords [J0, J1) of block b for 2 groups x NT tokens: s[g][t] += high digits, <<= 7, += low
-// digits. The weight dwords are loaded once per j for all NT tokens and each activation
-// broadcast serves both groups: 2 * NT independent chains.
-template <int NT, int J0, int J1>
+// digits (Digits 1: s[g][t] += the 8-bit digits). The weight dwords are loaded once per j for all
+// NT tokens and each activation broadcast serves both groups: 2 * NT independent chains.
+template <int NT, int J0, int J1, int Digits>
 GF_TARGET_AVX512 GF_FORCEINLINE void bsum_chains(__m512i (&s)[2][NT], const packed_block& p0, const packed_block& p1,
                                                  const std::uint8_t* const (&qu)[NT], int b) {
-  for (int digit = 0; digit < 2; ++digit) {
+  for (int digit = 0; digit < Digits; ++digit) {
     if (digit == 1) {
 GF_UNROLL_16
       for (int t = 0; t < NT; ++t) {
@@ -145,7 +150,7 @@ GF_UNROLL_16
 GF_UNROLL_16
       for (int t = 0; t < NT; ++t) {
         std::int32_t a;
-        std::memcpy(&a, qu[t] + 64 * b + 32 * digit + 4 * j, 4);
+        std::memcpy(&a, qu[t] + 32 * Digits * b + 32 * digit + 4 * j, 4);
         const __m512i av = _mm512_set1_epi32(a);
         s[0][t] = _mm512_dpbusd_epi32(s[0][t], av, w0);
         s[1][t] = _mm512_dpbusd_epi32(s[1][t], av, w1);
@@ -154,8 +159,9 @@ GF_UNROLL_16
   }
 }
 
-// 2 groups (32 rows) x NT tokens starting at token t0. F: the weight format.
-template <tensor_format F, int NT>
+// 2 groups (32 rows) x NT tokens starting at token t0. F: the weight format; Digits: 2 for
+// 15-bit activation rows, 1 for 8-bit.
+template <tensor_format F, int NT, int Digits>
 GF_TARGET_AVX512 inline void bsum_tile(const mm_task& k, const packed_block* g0, const packed_block* g1, std::int64_t r0, int t0,
                                        __mmask16 m0, __mmask16 m1) {
   constexpr bool q4 = F == tensor_format::q4_k, q6 = F == tensor_format::q6_k;
@@ -182,7 +188,7 @@ GF_UNROLL_16
         lo[0][t] = _mm512_load_si512(p0.init[0]);
         lo[1][t] = _mm512_load_si512(p1.init[0]);
       }
-      bsum_chains<NT, 0, 4>(lo, p0, p1, qu, b);
+      bsum_chains<NT, 0, 4, Digits>(lo, p0, p1, qu, b);
 GF_UNROLL_16
       for (int t = 0; t < NT; ++t) {
         s[0][t] = _mm512_mullo_epi32(lo[0][t], _mm512_load_si512(p0.sc[0]));
@@ -190,7 +196,7 @@ GF_UNROLL_16
         lo[0][t] = _mm512_load_si512(p0.init[1]);
         lo[1][t] = _mm512_load_si512(p1.init[1]);
       }
-      bsum_chains<NT, 4, 8>(lo, p0, p1, qu, b);
+      bsum_chains<NT, 4, 8, Digits>(lo, p0, p1, qu, b);
 GF_UNROLL_16
       for (int t = 0; t < NT; ++t) {
         s[0][t] = _mm512_add_epi32(s[0][t], _mm512_mullo_epi32(lo[0][t], _mm512_load_si512(p0.sc[1])));
@@ -202,7 +208,7 @@ GF_UNROLL_16
         s[0][t] = _mm512_load_si512(p0.init[0]);
         s[1][t] = _mm512_load_si512(p1.init[0]);
       }
-      bsum_chains<NT, 0, 8>(s, p0, p1, qu, b);
+      bsum_chains<NT, 0, 8, Digits>(s, p0, p1, qu, b);
     }
     const __m512 ws0 = _mm512_load_ps(p0.ws), ws1 = _mm512_load_ps(p1.ws);
 GF_UNROLL_16
@@ -230,31 +236,32 @@ GF_UNROLL_16
   }
 }
 
-template <tensor_format F>
+template <tensor_format F, int Digits>
 // cppcheck-suppress unusedFunction ; taken as a function pointer with explicit template arguments (pick_bsum_*), which cppcheck does not count
 GF_TARGET_AVX512 inline void bsum_unit(const mm_task& k, std::int64_t r0, packed_block* slot) {
   constexpr int NT = (F == tensor_format::q8_0 || F == tensor_format::q5_0) ? 6 : 4;
   packed_block* g0 = slot;
   packed_block* g1 = slot + k.L.nb;
-  pack_group(k, r0, g0);
-  pack_group(k, r0 + 16, g1);
+  pack_group(k, r0, g0, pack_bias(Digits == 2));
+  pack_group(k, r0 + 16, g1, pack_bias(Digits == 2));
   auto mask = [&](std::int64_t r) -> __mmask16 {
     const std::int64_t n = k.rows - r;
     return n >= 16 ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1);
   };
   const __mmask16 m0 = mask(r0), m1 = mask(r0 + 16);
   int t = 0;
-  for (; t + NT <= k.n_tok; t += NT) bsum_tile<F, NT>(k, g0, g1, r0, t, m0, m1);
-  for (; t < k.n_tok; ++t) bsum_tile<F, 1>(k, g0, g1, r0, t, m0, m1);
+  for (; t + NT <= k.n_tok; t += NT) bsum_tile<F, NT, Digits>(k, g0, g1, r0, t, m0, m1);
+  for (; t < k.n_tok; ++t) bsum_tile<F, 1, Digits>(k, g0, g1, r0, t, m0, m1);
 }
 
 // ------------------------------------------------------------------------------------ decode
 // T < gemm_min_rows: no packing (each weight is used by few tokens). Per row and 64-weight block
 // pair the weights are decoded to unsigned codes once (the int8 kernels' helpers), and per token
 // one pair of vpdpbusd started from the zero-point correction gives the exact group-of-4 sums in
-// 16 lanes (as dot_act's kernels); the two 8-lane halves are summed to s_b (q6_k: each lane first
-// times its sub-block scale, mod 2^32 like the scalar formula), then the scalar float chain.
-template <tensor_format F>
+// 16 lanes (as dot_act's kernels; 8-bit rows: one vpdpbusd); the two 8-lane halves are summed to
+// s_b (q6_k: each lane first times its sub-block scale, mod 2^32 like the scalar formula), then
+// the scalar float chain.
+template <tensor_format F, bool Wide>
 // cppcheck-suppress unusedFunction ; taken as a function pointer with explicit template arguments (pick_bsum_*), which cppcheck does not count
 GF_TARGET_AVX512 inline void bsum_decode_rows(const mm_task& k, std::int64_t rb, std::int64_t re) {
   namespace v = avx512;
@@ -308,10 +315,14 @@ GF_TARGET_AVX512 inline void bsum_decode_rows(const mm_task& k, std::int64_t rb,
           ws0 = ws1 = to_float(b->d);
         }
         for (int t = 0; t < nt; ++t) {
-          const __m512i x1 = _mm512_loadu_si512(A[t].q + 64 * p), x2 = _mm512_loadu_si512(A[t].q2 + 64 * p);
+          const __m512i x1 = _mm512_loadu_si512(A[t].q + 64 * p);
           const __m512i corr = shift ? _mm512_slli_epi32(_mm512_loadu_si512(A[t].nsum4 + 16 * p), shift) : _mm512_setzero_si512();
-          __m512i s = _mm512_add_epi32(_mm512_slli_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), w, x1), 7),
-                                       _mm512_dpbusd_epi32(corr, w, x2));
+          __m512i s;
+          if constexpr (Wide)
+            s = _mm512_add_epi32(_mm512_slli_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), w, x1), 7),
+                                 _mm512_dpbusd_epi32(corr, w, _mm512_loadu_si512(A[t].q2 + 64 * p)));
+          else
+            s = _mm512_dpbusd_epi32(corr, w, x1);
           if constexpr (F == tensor_format::q6_k) s = _mm512_mullo_epi32(s, scv);
           const int s0 = hsum8_epi32_avx2(_mm512_castsi512_si256(s)), s1 = hsum8_epi32_avx2(_mm512_extracti64x4_epi64(s, 1));
           acc[t] = fmaf(float(s0), ws0 * A[t].dx[2 * p], acc[t]);
@@ -327,7 +338,7 @@ GF_TARGET_AVX512 inline void bsum_decode_rows(const mm_task& k, std::int64_t rb,
           using blk = std::conditional_t<F == tensor_format::q8_0, math::block_q8_0, math::block_q5_0>;
           const blk& b = reinterpret_cast<const blk*>(row)[nb - 1];
           for (int t = 0; t < nt; ++t) {
-            const int s = math::bsum_detail::sum32(b, A[t].q + 32 * (nb - 1), A[t].q2 + 32 * (nb - 1));
+            const int s = math::bsum_detail::sum32(b, A[t].q + 32 * (nb - 1), Wide ? A[t].q2 + 32 * (nb - 1) : nullptr);
             acc[t] = fmaf(float(s), to_float(b.d) * A[t].dx[nb - 1], acc[t]);
           }
         }
@@ -339,27 +350,36 @@ GF_TARGET_AVX512 inline void bsum_decode_rows(const mm_task& k, std::int64_t rb,
 
 using bsum_rows_fn = void (*)(const mm_task&, std::int64_t, std::int64_t);
 
-// cppcheck-suppress unusedFunction ; called by cpu::matmul (matmul.hpp) under #if GF_X86, after a call with explicit template arguments that cppcheck misreads
-inline bsum_rows_fn pick_bsum_decode(tensor_format f) {
+// cppcheck-suppress unusedFunction ; called by pick_bsum_decode with explicit template arguments, which cppcheck does not count
+template <bool Wide>
+inline bsum_rows_fn pick_bsum_decode_for(tensor_format f) {
   switch (f) {
-    case tensor_format::q8_0: return &bsum_decode_rows<tensor_format::q8_0>;
-    case tensor_format::q5_0: return &bsum_decode_rows<tensor_format::q5_0>;
-    case tensor_format::q4_k: return &bsum_decode_rows<tensor_format::q4_k>;
-    case tensor_format::q6_k: return &bsum_decode_rows<tensor_format::q6_k>;
+    case tensor_format::q8_0: return &bsum_decode_rows<tensor_format::q8_0, Wide>;
+    case tensor_format::q5_0: return &bsum_decode_rows<tensor_format::q5_0, Wide>;
+    case tensor_format::q4_k: return &bsum_decode_rows<tensor_format::q4_k, Wide>;
+    case tensor_format::q6_k: return &bsum_decode_rows<tensor_format::q6_k, Wide>;
     default: return nullptr;
   }
+}
+// cppcheck-suppress unusedFunction ; called by cpu::matmul (matmul.hpp) under #if GF_X86
+inline bsum_rows_fn pick_bsum_decode(tensor_format f, bool wide) {
+  return wide ? pick_bsum_decode_for<true>(f) : pick_bsum_decode_for<false>(f);
 }
 
 using bsum_unit_fn = void (*)(const mm_task&, std::int64_t, packed_block*);
 
-inline bsum_unit_fn pick_bsum_unit(tensor_format f) {
+template <int Digits>
+inline bsum_unit_fn pick_bsum_unit_for(tensor_format f) {
   switch (f) {
-    case tensor_format::q8_0: return &bsum_unit<tensor_format::q8_0>;
-    case tensor_format::q5_0: return &bsum_unit<tensor_format::q5_0>;
-    case tensor_format::q4_k: return &bsum_unit<tensor_format::q4_k>;
-    case tensor_format::q6_k: return &bsum_unit<tensor_format::q6_k>;
+    case tensor_format::q8_0: return &bsum_unit<tensor_format::q8_0, Digits>;
+    case tensor_format::q5_0: return &bsum_unit<tensor_format::q5_0, Digits>;
+    case tensor_format::q4_k: return &bsum_unit<tensor_format::q4_k, Digits>;
+    case tensor_format::q6_k: return &bsum_unit<tensor_format::q6_k, Digits>;
     default: return nullptr;
   }
+}
+inline bsum_unit_fn pick_bsum_unit(tensor_format f, bool wide) {
+  return wide ? pick_bsum_unit_for<2>(f) : pick_bsum_unit_for<1>(f);
 }
 #endif
 
@@ -372,7 +392,7 @@ inline bsum_unit_fn pick_bsum_unit(tensor_format f) {
 // into its own slot.
 // cppcheck-suppress unusedFunction ; called by cpu::matmul (matmul.hpp) under #if GF_X86, after a call with explicit template arguments that cppcheck misreads
 inline void gemm_block_sums_avx512(thread_pool& pool, const detail::mm_task& k, std::byte* scratch) {
-  const detail::bsum_unit_fn fn = detail::pick_bsum_unit(k.fmt);
+  const detail::bsum_unit_fn fn = detail::pick_bsum_unit(k.fmt, k.L.wide);
   const std::int64_t units = (k.rows + gemm_unit_rows - 1) / gemm_unit_rows;
   const std::size_t slot = gemm_pack_slot_bytes(k.cols);
   std::atomic<std::int64_t> next{0};

@@ -26,6 +26,8 @@
 //     (T >= gemm_min_rows, AVX-512 VNNI) runs the packed kernel of gemm_block_sums.hpp and
 //     fewer rows its decode kernel; AVX2 and scalar run the reference (same bits).
 //     options.pack_scratch is the GEMM's planned scratch (gemm_pack_scratch_bytes).
+//   int8_block_sums (opt-in): int8_activations' 8-bit activations in that block order: one VNNI
+//     pass per block instead of two (the fastest GEMM; int8's accuracy).
 // All follow a fixed summation order per element (math/quant.hpp: dot_exact, dot_act) that does
 // not depend on n_rows_x, the row's place in the batch, the thread count, or the ISA: scalar,
 // AVX2 and AVX-512 give the same bits (tested), so results are batch invariant.
@@ -97,8 +99,7 @@ constexpr std::int64_t gemm_panel_rows(std::uint64_t w_row_bytes, std::int64_t r
 
 // Bytes of quantized activations for n rows of `cols` values (the integer paths' scratch).
 constexpr act_layout act_layout_for(int cols, matmul_precision p) {
-  return make_act_layout(cols, p == matmul_precision::int16_activations || p == matmul_precision::int16_block_sums,
-                         p == matmul_precision::int16_block_sums);
+  return make_act_layout(cols, has_wide_activations(p), is_block_sums(p));
 }
 constexpr std::size_t matmul_scratch_bytes(int cols, int n_rows_x, matmul_precision p = matmul_precision::int16_activations) {
   return act_layout_for(cols, p).row_bytes * std::size_t(n_rows_x);
@@ -247,8 +248,8 @@ inline void matmul(thread_pool& pool, const weight_view& W, const float* x, int 
     throw error(errc::invalid_argument, "matmul: columns are not a multiple of the format's block size");
   const cpu_isa isa = clamp_cpu_isa(opt.isa);
   const bool int8 = matmul_uses_quantized_activations(W.format, opt.precision);
-  const bool block_sums = int8 && opt.precision == matmul_precision::int16_block_sums;
-  const bool wide = opt.precision == matmul_precision::int16_activations || block_sums;
+  const bool block_sums = int8 && is_block_sums(opt.precision);
+  const bool wide = has_wide_activations(opt.precision);
   detail::mm_task k;
   k.fmt = W.format;
   k.w = W.data;
@@ -278,12 +279,12 @@ inline void matmul(thread_pool& pool, const weight_view& W, const float* x, int 
     return;
   }
 #endif
-  // int16_block_sums: fewer rows on AVX-512 run its decode kernel; other ISAs run the reference
-  // (same bits).
+  // The block-sums modes: fewer rows on AVX-512 run their decode kernel; other ISAs run the
+  // reference (same bits).
   detail::rows_fn fn = block_sums ? &detail::rows_scalar
                                   : detail::select_rows_fn(isa, W.format, int8, wide, n_rows_x < 4, k.cols, gemm);
 #if GF_X86
-  if (block_sums && isa == cpu_isa::avx512 && !gemm) fn = detail::pick_bsum_decode(W.format);
+  if (block_sums && isa == cpu_isa::avx512 && !gemm) fn = detail::pick_bsum_decode(W.format, wide);
 #endif
   if (gemm) {
     // GEMM: the threads claim whole panels (output tiles of panel_rows x all tokens).

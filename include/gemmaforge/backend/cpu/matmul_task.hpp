@@ -19,7 +19,7 @@ struct mm_task {
   const float* x = nullptr;      // exact path: x[n_tok][cols]
   const std::byte* act = nullptr;  // int8 path: quantized rows, layout L
   act_layout L{};
-  bool block_sums = false;       // int16_block_sums: math::dot_block_sums's order
+  bool block_sums = false;       // a block-sums mode: math::dot_block_sums's order
   int n_tok = 0;
   float* y = nullptr;            // y[n_tok][rows]
   // 0: walk_tiles takes each row tile across all tokens (decode, few tokens). > 0: the GEMM

@@ -484,7 +484,7 @@ class cuda_executor {
   static const cuda_executor_config& checked(const cuda_executor_config& cfg) {
     // The block-sum order (math/quant.hpp dot_block_sums) has no CUDA matvec yet: refuse it rather
     // than run another rounding under its name.
-    if (cfg.quant_precision == matmul_precision::int16_block_sums)
+    if (is_block_sums(cfg.quant_precision))
       throw error(errc::invalid_argument, std::string("cuda_executor: matmul precision '") +
                                               std::string(to_string(cfg.quant_precision)) +
                                               "' is CPU-only (use int16, int8 or exact on CUDA)");
