@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -157,4 +158,29 @@ TEST_CASE("argmax: first maximum, NaN skipped, every ISA", "[cpu][ops]") {
     tail[36] = 2.0f;  // in the scalar tail of the SIMD loop
     REQUIRE(cpu::argmax(tail.data(), 37, isa) == 36);
   }
+}
+
+TEST_CASE("log_sum_exp: every ISA gives the scalar formula's bits, within 1e-6 of a double reference", "[cpu][ops]") {
+  for (int n : {0, 1, 5, 16, 17, 100, 262144 + 7}) {
+    auto x = gf_test::random_floats(std::size_t(n), 9u + unsigned(n), 20.0f);
+    if (n > 3) x[3] = -std::numeric_limits<float>::infinity();  // a banned token adds nothing
+    const double ref = gm::log_sum_exp(x.data(), n);
+    if (n == 0) {
+      REQUIRE(std::isinf(ref));
+      REQUIRE(ref < 0);
+    } else {
+      double m = -INFINITY, s = 0;
+      for (float v : x) m = std::max(m, double(v));
+      for (float v : x) s += std::exp(double(v) - m);
+      INFO("n " << n);
+      REQUIRE(std::fabs(ref - (m + std::log(s))) <= 1e-12 * std::max(1.0, std::fabs(ref)) + 1e-6);
+    }
+    for (auto isa : gf_test::available_isas()) {
+      INFO("n " << n << " isa " << cpu::to_string(isa));
+      const double got = cpu::log_sum_exp(x.data(), n, isa);
+      REQUIRE(std::memcmp(&got, &ref, sizeof got) == 0);
+    }
+  }
+  const std::vector<float> banned(40, -std::numeric_limits<float>::infinity());
+  for (auto isa : gf_test::available_isas()) REQUIRE(cpu::log_sum_exp(banned.data(), 40, isa) == -INFINITY);
 }

@@ -22,6 +22,13 @@ GF_HOST_DEVICE float tree_sum16(float* lane) {
   return lane[0];
 }
 
+// The same tree in double (math/log_sum_exp.hpp's lanes).
+GF_HOST_DEVICE double tree_sum16(double* lane) {
+  for (int w = 8; w >= 1; w /= 2)
+    for (int l = 0; l < w; ++l) lane[l] = lane[l] + lane[l + w];
+  return lane[0];
+}
+
 // Tree over 8 lanes (destroys `lane`): l += l + 4, l += l + 2, l += l + 1.
 GF_HOST_DEVICE float tree_sum8(float* lane) {
   for (int w = 4; w >= 1; w /= 2)

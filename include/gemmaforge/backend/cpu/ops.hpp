@@ -16,6 +16,7 @@
 //   softcap(pool, x, n, cap)                              x = cap * tanh(x / cap)
 //   embed(pool, E, ids, T, out, scale)                    out[t] = dequant(E[ids[t]]) * scale
 //   argmax(x, n)                                          first index of the largest value (NaN skipped)
+//   log_sum_exp(x, n)                                     log(sum exp(x)), math/log_sum_exp.hpp's order
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -25,6 +26,7 @@
 #include <gemmaforge/backend/cpu/thread_pool.hpp>
 #include <gemmaforge/core/tensor.hpp>
 #include <gemmaforge/math/activation.hpp>
+#include <gemmaforge/math/log_sum_exp.hpp>
 #include <gemmaforge/math/norm.hpp>
 #include <gemmaforge/math/quant.hpp>
 #include <gemmaforge/math/reduce.hpp>
@@ -173,6 +175,59 @@ GF_AVX512_FN std::int64_t argmax_avx512(const float* x, std::int64_t n) {
     if (x[k] > m) { m = x[k]; at = k; }
   return at;
 }
+
+// math::log_sum_exp's order: the main loop fills the 16 double lanes (lanes 0-7 and 8-15 in two
+// registers), the tail (< 16 elements) goes on in scalar code, then the same tree.
+GF_AVX512_FN double log_sum_exp_avx512(const float* x, std::int64_t n) {
+  const std::int64_t nv = n & ~std::int64_t(15);
+  __m512 mv = _mm512_set1_ps(-INFINITY);
+  for (std::int64_t i = 0; i < nv; i += 16) mv = _mm512_max_ps(mv, _mm512_loadu_ps(x + i));
+  float m = _mm512_reduce_max_ps(mv);
+  for (std::int64_t i = nv; i < n; ++i) m = x[i] > m ? x[i] : m;
+  if (!std::isfinite(m)) return double(m);
+  const __m512 mm = _mm512_set1_ps(m);
+  __m512d lo = _mm512_setzero_pd(), hi = _mm512_setzero_pd();
+  for (std::int64_t i = 0; i < nv; i += 16) {
+    const __m512 e = simd::exp16(_mm512_sub_ps(_mm512_loadu_ps(x + i), mm));
+    lo = _mm512_add_pd(lo, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
+    hi = _mm512_add_pd(hi, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(e), 1))));
+  }
+  alignas(64) double lane[16];
+  _mm512_store_pd(lane, lo);
+  _mm512_store_pd(lane + 8, hi);
+  for (std::int64_t i = nv; i < n; ++i) lane[i % 16] += double(math::exp_f32(x[i] - m));
+  return double(m) + std::log(math::tree_sum16(lane));
+}
+
+GF_AVX2_FN double log_sum_exp_avx2(const float* x, std::int64_t n) {
+  const std::int64_t nv = n & ~std::int64_t(15);
+  __m256 m0 = _mm256_set1_ps(-INFINITY), m1 = m0;
+  for (std::int64_t i = 0; i < nv; i += 16) {
+    m0 = _mm256_max_ps(m0, _mm256_loadu_ps(x + i));
+    m1 = _mm256_max_ps(m1, _mm256_loadu_ps(x + i + 8));
+  }
+  alignas(32) float mx[16];
+  _mm256_store_ps(mx, m0);
+  _mm256_store_ps(mx + 8, m1);
+  float m = -INFINITY;
+  for (float v : mx) m = v > m ? v : m;
+  for (std::int64_t i = nv; i < n; ++i) m = x[i] > m ? x[i] : m;
+  if (!std::isfinite(m)) return double(m);
+  const __m256 mm = _mm256_set1_ps(m);
+  __m256d s[4] = {_mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd()};
+  for (std::int64_t i = 0; i < nv; i += 16) {
+    const __m256 e0 = simd::exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), mm));
+    const __m256 e1 = simd::exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i + 8), mm));
+    s[0] = _mm256_add_pd(s[0], _mm256_cvtps_pd(_mm256_castps256_ps128(e0)));
+    s[1] = _mm256_add_pd(s[1], _mm256_cvtps_pd(_mm256_extractf128_ps(e0, 1)));
+    s[2] = _mm256_add_pd(s[2], _mm256_cvtps_pd(_mm256_castps256_ps128(e1)));
+    s[3] = _mm256_add_pd(s[3], _mm256_cvtps_pd(_mm256_extractf128_ps(e1, 1)));
+  }
+  alignas(32) double lane[16];
+  for (int q = 0; q < 4; ++q) _mm256_store_pd(lane + 4 * q, s[q]);
+  for (std::int64_t i = nv; i < n; ++i) lane[i % 16] += double(math::exp_f32(x[i] - m));
+  return double(m) + std::log(math::tree_sum16(lane));
+}
 #endif
 
 }  // namespace detail
@@ -290,6 +345,18 @@ inline std::int64_t argmax(const float* x, std::int64_t n, cpu_isa isa = default
   for (std::int64_t i = 0; i < n; ++i)
     if (x[i] > m) { m = x[i]; at = i; }
   return at;
+}
+
+// log(sum_i exp(x_i)) in math::log_sum_exp's order (same bits on every ISA): perplexity's and
+// the logprobs' normalizer over a vocabulary row.
+inline double log_sum_exp(const float* x, std::int64_t n, cpu_isa isa = default_cpu_isa()) {
+  isa = clamp_cpu_isa(isa);
+#if GF_X86
+  if (isa == cpu_isa::avx512) return detail::log_sum_exp_avx512(x, n);
+  if (isa == cpu_isa::avx2) return detail::log_sum_exp_avx2(x, n);
+#endif
+  (void)isa;
+  return math::log_sum_exp(x, n);
 }
 
 }  // namespace gemmaforge::cpu
