@@ -9,11 +9,14 @@
 //                            (q8_0 qs, q5_0 q - 16, q4_k q, q6_k q - 32)
 //   init   int32 [2][16]     -129 * (sum of the row's weight integers over the block; q6_k: over
 //                            each 16-weight half): the start value that cancels the +128 bias
-//                            of both activation digits (128 * (A1 - 128 W) + (A2 - 128 W))
+//                            of both activation digits (128 * (A1 - 128 W) + (A2 - 128 W));
+//                            129 is bsum_init_bias, the packing functions' `bias` parameter
 //   sc     int32 [2][16]     q6_k: the two sub-block scales
 //   ws     f32   [16]        the block's weight scale (d, or d * sc for q4_k)
 //   dm     f32   [16]        q4_k: dmin * m
-// Rows past the matrix are packed as zeros and never stored.
+// Rows past the matrix are packed as zeros and never stored. The AVX-512 path packs with
+// avx512::pack_group (gemm_pack_avx512.hpp: vector decode + transpose); detail::pack_group below
+// is its scalar reference (the same bytes, tests/unit/cpu_gemm_block_sums_test.cpp).
 // Micro-kernel: 32 rows (2 zmm) x NT tokens. Per block, per (group, token) an int32 chain
 //   s = init; s += vpdpbusd(high digits) x8; s <<= 7; s += vpdpbusd(low digits) x8
 // (exact mod 2^32, and the true sum fits int32), then acc = fma(cvt(s), ws * dx_b, acc): the
@@ -29,6 +32,7 @@
 #include <cstring>
 
 #include <gemmaforge/backend/cpu/act_quant.hpp>
+#include <gemmaforge/backend/cpu/gemm_pack_avx512.hpp>
 #include <gemmaforge/backend/cpu/gemm_pack_layout.hpp>
 #include <gemmaforge/backend/cpu/matmul_avx512.hpp>
 #include <gemmaforge/backend/cpu/matmul_task.hpp>
@@ -48,6 +52,9 @@
 namespace gemmaforge::cpu {
 
 namespace detail {
+
+// int16_block_sums' start value factor: init = -129 * W (both activation digits carry +128).
+inline constexpr int bsum_init_bias = 129;
 
 // Signed weight integers and scales of block b (32 weights) of one row, in packed_block's terms.
 struct unpacked_block {
@@ -98,8 +105,9 @@ inline void unpack_block(tensor_format f, const std::byte* row, int b, unpacked_
   for (int i = 0; i < 32; ++i) u.wsum[i / 16] += u.w[i];
 }
 
-// Pack rows [r0, r0 + 16) (those < rows) of W into nb records.
-inline void pack_group(const mm_task& k, std::int64_t r0, packed_block* out) {
+// Pack rows [r0, r0 + 16) (those < rows) of W into nb records, init = -bias * W. The scalar
+// reference of avx512::pack_group (the GEMM itself runs only on AVX-512).
+inline void pack_group(const mm_task& k, std::int64_t r0, packed_block* out, int bias) {
   const bool halves = k.fmt == tensor_format::q6_k;
   std::fill_n(out, k.L.nb, packed_block{});
   for (int lane = 0; lane < 16 && r0 + lane < k.rows; ++lane) {
@@ -109,12 +117,12 @@ inline void pack_group(const mm_task& k, std::int64_t r0, packed_block* out) {
       unpack_block(k.fmt, row, b, u);
       packed_block& p = out[b];
       for (int j = 0; j < 8; ++j) std::memcpy(p.w[j][lane], u.w + 4 * j, 4);
-      // -129 * W in wrapping int32 arithmetic (|W| <= 32 * 128: no wrap in practice)
+      // -bias * W in int32 (|W| <= 32 * 128: no wrap)
       if (halves) {
-        p.init[0][lane] = -129 * u.wsum[0];
-        p.init[1][lane] = -129 * u.wsum[1];
+        p.init[0][lane] = -bias * u.wsum[0];
+        p.init[1][lane] = -bias * u.wsum[1];
       } else {
-        p.init[0][lane] = -129 * (u.wsum[0] + u.wsum[1]);
+        p.init[0][lane] = -bias * (u.wsum[0] + u.wsum[1]);
       }
       p.sc[0][lane] = u.sc[0];
       p.sc[1][lane] = u.sc[1];
@@ -236,8 +244,8 @@ GF_TARGET_AVX512 inline void bsum_unit(const mm_task& k, std::int64_t r0, packed
   constexpr int NT = (F == tensor_format::q8_0 || F == tensor_format::q5_0) ? 6 : 4;
   packed_block* g0 = slot;
   packed_block* g1 = slot + k.L.nb;
-  pack_group(k, r0, g0);
-  pack_group(k, r0 + 16, g1);
+  avx512::pack_group<F>(k, r0, g0, bsum_init_bias);
+  avx512::pack_group<F>(k, r0 + 16, g1, bsum_init_bias);
   auto mask = [&](std::int64_t r) -> __mmask16 {
     const std::int64_t n = k.rows - r;
     return n >= 16 ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1);
