@@ -152,7 +152,7 @@ GF_AVX512_FN void pack_group(const mm_task& k, std::int64_t r0, packed_block* ou
   }
 }
 
-// pack_group for the format k.fmt (q8_0, q5_0, q4_k, q6_k); false for any other format.
+// cppcheck-suppress unusedFunction ; pack_group for k.fmt (false: not q8_0/q5_0/q4_k/q6_k), called by tests/unit/cpu_gemm_block_sums_test.cpp, which the unused-code pass cannot parse (a syntax error it reports in matmul_avx512.hpp)
 GF_AVX512_FN bool pack_group_any(const mm_task& k, std::int64_t r0, packed_block* out, int bias) {
   switch (k.fmt) {
     case tensor_format::q8_0: pack_group<tensor_format::q8_0>(k, r0, out, bias); return true;
