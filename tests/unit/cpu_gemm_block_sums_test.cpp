@@ -4,13 +4,17 @@
 //     Q4_K_M files and odd shapes (rows 1..131, tokens 1..29 and 512),
 //   - the result is within the activation-rounding bound of a double reference,
 //   - batch invariance: a token alone (decode order) = the same token in a batch (GEMM),
-//   - the biased digits are the same bytes on every ISA; the plan sizes the pack scratch.
+//   - the biased digits are the same bytes on every ISA; the plan sizes the pack scratch,
+//   - the AVX-512 weight packing writes the scalar packing's bytes (every field, rows past the end).
 #include <catch2/catch.hpp>
 
 #include <cmath>
 #include <cstring>
+#include <random>
 #include <vector>
 
+#include <gemmaforge/backend/cpu/gemm_block_sums.hpp>
+#include <gemmaforge/backend/cpu/gemm_pack_avx512.hpp>
 #include <gemmaforge/backend/cpu/matmul.hpp>
 #include <gemmaforge/backend/cpu/scratch.hpp>
 #include <gemmaforge/model/registry.hpp>
@@ -212,3 +216,46 @@ TEST_CASE("block sums: the plan holds its activation rows and, given threads, it
   for (auto bsum : {prec::int16_block_sums, prec::int8_block_sums})
     CHECK(cpu::matmul_scratch_bytes(widest, int(L.step_tokens), bsum) <= L.bytes("cpu_act_quant"));
 }
+
+#if GF_X86
+TEST_CASE("block sums: the AVX-512 packing writes the scalar packing's bytes", "[cpu][kernels]") {
+  if (!cpu::cpu_isa_supported(cpu::cpu_isa::avx512)) {
+    WARN("no AVX-512 VNNI on this CPU: the packing is not checked");
+    return;
+  }
+  const std::int64_t rows_list[] = {1, 5, 15, 16, 17, 31, 32, 45};
+  for (tensor_format f : {tensor_format::q8_0, tensor_format::q5_0, tensor_format::q4_k, tensor_format::q6_k}) {
+    const bool kq = f == tensor_format::q4_k || f == tensor_format::q6_k;
+    for (const int cols : kq ? std::vector<int>{256, 768} : std::vector<int>{32, 96, 640}) {
+      for (const std::int64_t rows : rows_list) {
+        for (const bool raw : {false, true}) {  // raw: every byte random (odd scales, subnormal / NaN f16)
+          auto w = gf_test::random_weight(f, rows, cols, 41u + unsigned(rows) + unsigned(cols) + unsigned(f));
+          if (raw) {
+            std::mt19937 rng(unsigned(rows) * 7u + unsigned(cols));
+            for (auto& b : w.bytes) b = std::byte(std::uint8_t(rng()));
+          }
+          cpu::detail::mm_task k;
+          k.fmt = f;
+          k.w = w.view.data;
+          k.w_stride = w.view.row_stride();
+          k.rows = rows;
+          k.cols = cols;
+          k.L.nb = cols / 32;
+          for (const int bias : {129, 128}) {
+            for (std::int64_t r0 = 0; r0 < rows + 16; r0 += 16) {  // the last group: past the end, or partial
+              INFO("format " << gf::to_string(f) << " cols " << cols << " rows " << rows << " raw " << raw << " bias " << bias
+                             << " group " << r0);
+              std::vector<cpu::packed_block> ref(std::size_t(k.L.nb)), got(std::size_t(k.L.nb));
+              std::memset(ref.data(), 0xAB, ref.size() * sizeof(cpu::packed_block));
+              std::memset(got.data(), 0xCD, got.size() * sizeof(cpu::packed_block));  // a byte left unwritten differs
+              cpu::detail::pack_group(k, r0, ref.data(), bias);
+              REQUIRE(cpu::detail::avx512::pack_group_any(k, r0, got.data(), bias));
+              REQUIRE(std::memcmp(ref.data(), got.data(), ref.size() * sizeof(cpu::packed_block)) == 0);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+#endif

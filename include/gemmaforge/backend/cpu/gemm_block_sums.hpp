@@ -14,7 +14,9 @@
 //   sc     int32 [2][16]     q6_k: the two sub-block scales
 //   ws     f32   [16]        the block's weight scale (d, or d * sc for q4_k)
 //   dm     f32   [16]        q4_k: dmin * m
-// Rows past the matrix are packed as zeros and never stored.
+// Rows past the matrix are packed as zeros and never stored. The AVX-512 path packs with
+// avx512::pack_group (gemm_pack_avx512.hpp: vector decode + transpose); detail::pack_group below
+// is its scalar reference (the same bytes, tests/unit/cpu_gemm_block_sums_test.cpp).
 // Micro-kernel: 32 rows (2 zmm) x NT tokens. Per block, per (group, token) an int32 chain
 //   s = init; s += vpdpbusd(high digits) x8; s <<= 7; s += vpdpbusd(low digits) x8
 // (8-bit rows: s = init; s += vpdpbusd(digits) x8: half the integer work)
@@ -31,6 +33,7 @@
 #include <cstring>
 
 #include <gemmaforge/backend/cpu/act_quant.hpp>
+#include <gemmaforge/backend/cpu/gemm_pack_avx512.hpp>
 #include <gemmaforge/backend/cpu/gemm_pack_layout.hpp>
 #include <gemmaforge/backend/cpu/matmul_avx512.hpp>
 #include <gemmaforge/backend/cpu/matmul_task.hpp>
@@ -50,6 +53,10 @@
 namespace gemmaforge::cpu {
 
 namespace detail {
+
+// The start value factor for activation rows of this layout: init = -bias * W (see packed_block
+// above: 129 for the two digits of 15-bit rows, 128 for 8-bit rows).
+constexpr int pack_bias(bool wide) { return wide ? 129 : 128; }
 
 // Signed weight integers and scales of block b (32 weights) of one row, in packed_block's terms.
 struct unpacked_block {
@@ -100,10 +107,8 @@ inline void unpack_block(tensor_format f, const std::byte* row, int b, unpacked_
   for (int i = 0; i < 32; ++i) u.wsum[i / 16] += u.w[i];
 }
 
-// The init bias for activation rows of this layout (see packed_block above).
-constexpr int pack_bias(bool wide) { return wide ? 129 : 128; }
-
-// Pack rows [r0, r0 + 16) (those < rows) of W into nb records; init = -bias * W.
+// Pack rows [r0, r0 + 16) (those < rows) of W into nb records, init = -bias * W. The scalar
+// reference of avx512::pack_group (the GEMM itself runs only on AVX-512).
 inline void pack_group(const mm_task& k, std::int64_t r0, packed_block* out, int bias) {
   const bool halves = k.fmt == tensor_format::q6_k;
   std::fill_n(out, k.L.nb, packed_block{});
@@ -114,7 +119,7 @@ inline void pack_group(const mm_task& k, std::int64_t r0, packed_block* out, int
       unpack_block(k.fmt, row, b, u);
       packed_block& p = out[b];
       for (int j = 0; j < 8; ++j) std::memcpy(p.w[j][lane], u.w + 4 * j, 4);
-      // -bias * W (|W| <= 32 * 128: no overflow)
+      // -bias * W in int32 (|W| <= 32 * 128: no wrap)
       if (halves) {
         p.init[0][lane] = -bias * u.wsum[0];
         p.init[1][lane] = -bias * u.wsum[1];
@@ -242,8 +247,8 @@ GF_TARGET_AVX512 inline void bsum_unit(const mm_task& k, std::int64_t r0, packed
   constexpr int NT = (F == tensor_format::q8_0 || F == tensor_format::q5_0) ? 6 : 4;
   packed_block* g0 = slot;
   packed_block* g1 = slot + k.L.nb;
-  pack_group(k, r0, g0, pack_bias(Digits == 2));
-  pack_group(k, r0 + 16, g1, pack_bias(Digits == 2));
+  avx512::pack_group<F>(k, r0, g0, pack_bias(Digits == 2));
+  avx512::pack_group<F>(k, r0 + 16, g1, pack_bias(Digits == 2));
   auto mask = [&](std::int64_t r) -> __mmask16 {
     const std::int64_t n = k.rows - r;
     return n >= 16 ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1);
