@@ -13,7 +13,7 @@ item, in turn, so a busy shared machine slows all of them alike.
       [--ik-bench /work/peers/ik-build/bin/llama-bench] [--ik-rtr] \
       [--model M.gguf] [--text /usr/share/common-licenses/GPL-3] [--threads 2] [--rounds 3] \
       [--ab-env GEMMAFORGE_GEMM_MIN_ROWS=1000000000]   # also time our binaries with this env (old schedule)
-      [--ab-matmul int16-block-sums]                   # also time our binaries with this --matmul
+      [--ab-matmul int16-block-sums] [--ab-matmul int8-block-sums]   # also time our binaries with these --matmul
 
 What each figure is:
   pp512  llama-bench -p 512 -n 0 (avg_ts over -r reps); gemmaforge-generate with a 512-id prompt
@@ -130,7 +130,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--reps", type=int, default=2, help="llama-bench -r")
     ap.add_argument("--ab-env", help="NAME=VALUE: also run our binaries with this environment (a second gemmaforge column)")
-    ap.add_argument("--ab-matmul", help="PRECISION: also run our binaries with --matmul PRECISION (another gemmaforge column)")
+    ap.add_argument("--ab-matmul", action="append", default=[],
+                    help="PRECISION: also run our binaries with --matmul PRECISION (another gemmaforge column; repeatable)")
     ap.add_argument("--skip", default="", help="comma list of work items to skip: pp,tg,ppl")
     a = ap.parse_args()
     a.model = a.model or default_model()
@@ -140,8 +141,8 @@ def main():
     if a.ab_env:
         k, v = a.ab_env.split("=", 1)
         engines[f"gemmaforge {a.ab_env}"] = ({k: v}, ())
-    if a.ab_matmul:
-        engines[f"gemmaforge --matmul {a.ab_matmul}"] = ({}, ("--matmul", a.ab_matmul))
+    for prec in a.ab_matmul:
+        engines[f"gemmaforge --matmul {prec}"] = ({}, ("--matmul", prec))
     jobs = []  # (work, engine, fn)
     for name, (env, extra) in engines.items():
         jobs += [("pp512", name, lambda env=env, extra=extra: gf_pp(a, env, extra)),
