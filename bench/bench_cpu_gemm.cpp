@@ -11,10 +11,11 @@
 //                    int8: rows*cols*T / vnni peak; int16: 2*rows*cols*T / vnni peak (two digit
 //                    passes); exact: rows*cols*T FMAs / (fma peak / 2)
 // The old schedule is the same kernels with matmul_options::gemm_min_rows above T.
-//   BM_block_sums/<fmt>/<rows>/<cols>/<T>/<threads>
-//       int16_block_sums' packed GEMM against int16_activations' GEMM, alternating in rounds:
-//       speedup = median t_int16 / t_block_sums; frac_peak = 2*rows*cols*T int8 MACs (two digit
-//       passes) per second / the vnni peak.
+//   BM_block_sums/<fmt>/<rows>/<cols>/<T>/<threads>/<bits 16 or 8>
+//       bits 16: int16_block_sums' packed GEMM against int16_activations' GEMM; bits 8:
+//       int8_block_sums' against int8_activations'; alternating in rounds:
+//       speedup = median t_old / t_block_sums; frac_peak = int8 MACs issued per second (two digit
+//       passes for 16 bits: 2*rows*cols*T, one for 8: rows*cols*T) / the vnni peak.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -203,13 +204,14 @@ void BM_block_sums(benchmark::State& st) {
   const auto f = tf(st.range(0));
   const std::int64_t rows = st.range(1), cols = st.range(2);
   const int T = int(st.range(3)), threads = int(st.range(4));
+  const bool wide = st.range(5) == 16;
   auto& pool = pool_of(threads);
   const auto w = gf_test::random_weight(f, rows, cols, 7u);
   const auto x = gf_test::random_floats(std::size_t(cols) * std::size_t(T), 3u);
   std::vector<float> y(std::size_t(rows) * std::size_t(T));
   cpu::matmul_options o_new, o_old;
-  o_old.precision = cpu::matmul_precision::int16_activations;
-  o_new.precision = cpu::matmul_precision::int16_block_sums;
+  o_old.precision = wide ? cpu::matmul_precision::int16_activations : cpu::matmul_precision::int8_activations;
+  o_new.precision = wide ? cpu::matmul_precision::int16_block_sums : cpu::matmul_precision::int8_block_sums;
   auto timed = [&](const cpu::matmul_options& o) { return seconds_of_matmul(pool, w.view, x.data(), T, y.data(), o); };
   timed(o_new);
   timed(o_old);
@@ -225,21 +227,25 @@ void BM_block_sums(benchmark::State& st) {
   const double tn = median(t_new);
   st.counters["speedup"] = median(ratio);
   st.counters["new_GFLOPs"] = flop / tn / 1e9;
-  st.counters["int16_GFLOPs"] = flop / median(t_old) / 1e9;
+  st.counters["old_GFLOPs"] = flop / median(t_old) / 1e9;
   const double peak = cached_peak(true, threads);
-  if (peak > 0) st.counters["frac_peak"] = flop / tn / peak;  // flop = 2 MACs = the two digit passes
+  const double issued = wide ? flop : flop / 2;  // int8 MACs: two digit passes, or one
+  if (peak > 0) st.counters["frac_peak"] = issued / tn / peak;
   st.SetItemsProcessed(std::int64_t(double(st.iterations()) * flop));
-  st.SetLabel(std::string(gf::to_string(f)) + " block sums vs int16 " + std::string(cpu::to_string(cpu::default_cpu_isa())));
+  st.SetLabel(std::string(gf::to_string(f)) + (wide ? " int16 block sums vs int16 " : " int8 block sums vs int8 ") +
+              std::string(cpu::to_string(cpu::default_cpu_isa())));
 }
 
 void block_sums_args(benchmark::internal::Benchmark* b) {
-  b->Args({int(tf::q5_0), 1024, 640, 512, 2});
-  b->Args({int(tf::q8_0), 256, 640, 512, 2});
-  b->Args({int(tf::q4_k), 640, 1024, 512, 2});
-  b->Args({int(tf::q5_0), 2048, 640, 512, 2});
-  b->Args({int(tf::q4_k), 640, 2048, 512, 2});
-  b->Args({int(tf::q6_k), 640, 2048, 512, 2});
-  b->Args({int(tf::q8_0), 16384, 640, 512, 2});
+  for (int bits : {16, 8}) {
+    b->Args({int(tf::q5_0), 1024, 640, 512, 2, bits});
+    b->Args({int(tf::q8_0), 256, 640, 512, 2, bits});
+    b->Args({int(tf::q4_k), 640, 1024, 512, 2, bits});
+    b->Args({int(tf::q5_0), 2048, 640, 512, 2, bits});
+    b->Args({int(tf::q4_k), 640, 2048, 512, 2, bits});
+    b->Args({int(tf::q6_k), 640, 2048, 512, 2, bits});
+    b->Args({int(tf::q8_0), 16384, 640, 512, 2, bits});
+  }
 }
 
 }  // namespace
