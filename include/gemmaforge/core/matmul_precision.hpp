@@ -23,6 +23,7 @@ constexpr bool is_block_sums(matmul_precision p) {
   return p == matmul_precision::int16_block_sums || p == matmul_precision::int8_block_sums;
 }
 // 15-bit activations (two int8 digits).
+// cppcheck-suppress unusedFunction ; called by cpu::matmul and act_layout_for (matmul.hpp), which the unused-code pass misreads
 constexpr bool has_wide_activations(matmul_precision p) {
   return p == matmul_precision::int16_activations || p == matmul_precision::int16_block_sums;
 }
