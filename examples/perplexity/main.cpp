@@ -88,6 +88,7 @@ int main(int argc, char** argv) {
       r.prompt = chunk;
       r.stop.max_tokens = 0;
       r.decode_text = false;
+      r.prompt_logits_from = first;  // only the scored half's logits are computed (as llama-perplexity)
       r.on_prompt_logits = [&](std::int32_t pos, const float* logits) {
         if (pos < first || pos >= n_ctx - 1) return;
         // -log softmax(logits)[next]: the normalizer in SIMD (262144 exponentials a row on

@@ -273,6 +273,43 @@ TEST_CASE("engine: prompt scoring returns every position's logits, independent o
   CHECK(out_c[0] == std::int32_t(std::max_element(a.back().begin(), a.back().end()) - a.back().begin()));
 }
 
+TEST_CASE("engine: prompt_logits_from scores only the positions from it, with the same bits", "[cpu][engine][scoring]") {
+  using M = gf::models::tiny_gemma2;
+  gf::testing::random_model<M> m(17);
+  std::mt19937 rng(2);
+  const auto prompt = random_prompt(rng, 27);
+  // Returns the (position, logits) pairs seen, and the logits rows the steps computed in all.
+  auto score = [&](int chunk, int from, int max_tokens) {
+    gf::engine_config c{.limits = {.max_seq_len = std::uint32_t(27 + max_tokens), .max_batch = 1, .prefill_chunk = std::uint32_t(chunk),
+                                   .block_tokens = 4, .prefix_slots = 0, .logits_rows = std::uint32_t(chunk)}};
+    naive_engine<M> eng(m.w, c, naive_executor{});
+    std::vector<std::pair<std::int32_t, std::vector<float>>> rows;
+    auto r = greedy(prompt, max_tokens);
+    r.prompt_logits_from = from;
+    r.on_prompt_logits = [&](std::int32_t pos, const float* l) { rows.emplace_back(pos, std::vector<float>(l, l + M::vocab)); };
+    auto h = eng.generate(r);
+    REQUIRE(h->reason() != gf::finish_reason::error);
+    return std::make_pair(rows, h->output_tokens());
+  };
+  const auto [all, out_all] = score(27, 0, 3);
+  REQUIRE(all.size() == 27);
+  for (int chunk : {27, 8, 5}) {
+    for (int from : {1, 13, 16, 26}) {  // inside a chunk, at a chunk boundary (8, 16), the last position
+      INFO("chunk " << chunk << " from " << from);
+      const auto [got, out] = score(chunk, from, 3);
+      REQUIRE(got.size() == std::size_t(27 - from));
+      for (std::size_t i = 0; i < got.size(); ++i) {
+        CHECK(got[i].first == from + std::int32_t(i));
+        CHECK(got[i].second == all[std::size_t(from) + i].second);  // bit-identical
+      }
+      CHECK(out == out_all);  // the last prompt row still samples the first token
+    }
+  }
+  const auto [none, out_none] = score(8, 40, 2);  // past the prompt: no scored rows, generation unchanged
+  CHECK(none.empty());
+  CHECK(out_none == std::vector<std::int32_t>(out_all.begin(), out_all.begin() + 2));
+}
+
 // OpenAI's n: submit_group runs n sequences over one prompt. The leader prefills it once and
 // caches its full blocks; the others attach them and prefill only the tail. Every choice is
 // exactly what the same request (same seed) gives alone, and the pool is whole afterwards.

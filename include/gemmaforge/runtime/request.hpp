@@ -69,6 +69,10 @@ struct generation_request {
   // and calls this with each row in position order (row = logits predicting position + 1).
   // max_tokens may be 0: the request then ends after its prompt.
   std::function<void(std::int32_t position, const float* logits)> on_prompt_logits;
+  // Prompt positions before this one need no logits (llama-perplexity scores only the second half
+  // of each chunk and computes only those rows): on_prompt_logits sees positions >= it, and the
+  // LM head runs on those rows only.
+  std::int32_t prompt_logits_from = 0;
   // -1: no log-probabilities. 0..max_top_logprobs: each token event carries the sampled token's
   // log-probability and this many most likely alternatives (runtime/logprobs.hpp).
   std::int32_t logprobs = -1;

@@ -367,7 +367,7 @@ class scheduler {
 
   void build_batch() {
     std::int32_t rows = 0, n = 0, logit_rows = 0;
-    auto add = [&](request_state& r, std::int32_t start, std::int32_t count, step_sequence::logits want) {
+    auto add = [&](request_state& r, std::int32_t start, std::int32_t count, step_sequence::logits want, std::int32_t skip = 0) {
       runner_->ensure_blocks(r.slot_, start + count);
       step_sequence& s = step_seqs_[std::size_t(n)];
       s.slot = r.slot_;
@@ -375,6 +375,7 @@ class scheduler {
       s.n_tokens = count;
       s.first_row = rows;
       s.want = want;
+      s.logits_skip = skip;
       for (std::int32_t i = 0; i < count; ++i) {
         const std::size_t row = std::size_t(rows) + std::size_t(i);
         step_tokens_[row] = r.tokens_[std::size_t(start) + std::size_t(i)];
@@ -382,7 +383,7 @@ class scheduler {
       }
       step_requests_[std::size_t(n)] = &r;
       rows += count;
-      logit_rows += want == step_sequence::logits::all ? count : want == step_sequence::logits::last ? 1 : 0;
+      logit_rows += want == step_sequence::logits::all ? count - skip : want == step_sequence::logits::last ? 1 : 0;
       ++n;
     };
     // Decode rows first: every sequence whose prompt is cached advances by one token.
@@ -410,8 +411,13 @@ class scheduler {
       if (count > 0) {
         last_prefill_id_ = r->id_;
         const bool last_chunk = r->prefilled_ + count == r->prompt_tokens_;
+        // A scored chunk skips the positions before prompt_logits_from; one wholly before it is
+        // an ordinary chunk.
+        const std::int32_t skip = scored ? std::clamp(r->req.prompt_logits_from - r->prefilled_, 0, count) : 0;
+        const bool rows_wanted = scored && skip < count;
         add(*r, r->prefilled_, count,
-            scored ? step_sequence::logits::all : last_chunk ? step_sequence::logits::last : step_sequence::logits::none);
+            rows_wanted ? step_sequence::logits::all : last_chunk ? step_sequence::logits::last : step_sequence::logits::none,
+            rows_wanted ? skip : 0);
       }
     }
     batch_.tokens = step_tokens_;
@@ -439,9 +445,10 @@ class scheduler {
       }
       if (sq.want == step_sequence::logits::none) continue;
       if (sq.want == step_sequence::logits::all) {
-        for (std::int32_t i = 0; i < sq.n_tokens; ++i)
-          r.req.on_prompt_logits(sq.start + i, logits + std::size_t(row + i) * vocab_);
-        row += sq.n_tokens - 1;  // the last row doubles as the sampling row
+        const std::int32_t skip = sq.logits_skip;
+        for (std::int32_t i = skip; i < sq.n_tokens; ++i)
+          r.req.on_prompt_logits(sq.start + i, logits + std::size_t(row + i - skip) * vocab_);
+        row += sq.n_tokens - skip - 1;  // the last row doubles as the sampling row
         if (r.prefilled_ < r.prompt_tokens_) { ++row; continue; }
       }
       // The logits buffer row is consumed (penalties modify it in place).

@@ -17,6 +17,9 @@ struct step_sequence {
   // Logits: none, the last token's (decode / final prefill chunk), or every token's (perplexity).
   // Logits rows are assigned in sequence order: the first sequence that wants logits gets row 0.
   enum class logits : std::uint8_t { none, last, all } want = logits::last;
+  // logits::all: the first tokens of the step that need none (< n_tokens; a perplexity chunk's
+  // first half, which it does not score).
+  std::int32_t logits_skip = 0;
 };
 
 // Built by the scheduler (host memory). The logits rows are chosen here, once: every consumer (the
@@ -39,7 +42,7 @@ inline std::int32_t choose_logit_rows(const step_sequence* seqs, std::int32_t n_
     const step_sequence& sq = seqs[s];
     if (sq.want == step_sequence::logits::last) rows[r++] = sq.first_row + sq.n_tokens - 1;
     if (sq.want == step_sequence::logits::all)
-      for (std::int32_t i = 0; i < sq.n_tokens; ++i) rows[r++] = sq.first_row + i;
+      for (std::int32_t i = sq.logits_skip; i < sq.n_tokens; ++i) rows[r++] = sq.first_row + i;
   }
   return r;
 }
