@@ -347,8 +347,9 @@ inline std::int64_t argmax(const float* x, std::int64_t n, cpu_isa isa = default
   return at;
 }
 
-// log(sum_i exp(x_i)) in math::log_sum_exp's order (same bits on every ISA): perplexity's and
-// the logprobs' normalizer over a vocabulary row.
+// log(sum_i exp(x_i)) in math::log_sum_exp's order (same bits on every ISA): perplexity's
+// normalizer over a vocabulary row (runtime/logprobs.hpp keeps its own: the scheduler includes no
+// backend).
 inline double log_sum_exp(const float* x, std::int64_t n, cpu_isa isa = default_cpu_isa()) {
   isa = clamp_cpu_isa(isa);
 #if GF_X86
